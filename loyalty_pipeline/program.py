@@ -1,0 +1,137 @@
+"""The loyalty program (`data/program.yaml`): a validated pydantic model.
+
+Everything a day's processing needs to know about the program lives here: where its exports
+come from, its tiers, and the thresholds that turn deltas into marketing events.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import unicodedata
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+Platform = Literal["canonical", "yotpo", "loyaltylion", "voucherify"]
+
+
+def normalize_tier_name(name: str) -> str:
+    """How raw tier names are compared: NFC, trimmed, case-folded (same rule as the SQL side)."""
+    return unicodedata.normalize("NFC", name).strip().lower()
+
+
+class _Strict(BaseModel):
+    # Unknown keys are errors: a typo in program.yaml must not be silently ignored.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Source(_Strict):
+    platform: Platform = "canonical"
+    accounts_file: str = "accounts"
+    activities_file: str = "activities"
+    encoding: Literal["utf-8", "windows-1252"] = "utf-8"
+    # Yotpo's dashboard CSV has undocumented headers: map them to canonical names here.
+    column_map: dict[str, str] = Field(default_factory=dict)
+
+
+class Tier(_Strict):
+    name: str
+    rank: int = Field(ge=1)
+    threshold: int = Field(ge=0, description="points on the tier basis needed to reach the tier")
+    aliases: list[str] = Field(default_factory=list)
+    benefits: list[str] = Field(default_factory=list)
+
+
+class Program(_Strict):
+    name: str = "Loyalty program"
+    timezone: str = "UTC"
+    partitions_start: dt.date = dt.date(2025, 1, 1)
+    source: Source = Source()
+    tier_basis: Literal["lifetime_points", "points_balance"] = "lifetime_points"
+    tiers: list[Tier]
+    downgrade_grace_days: int = Field(default=30, ge=0)
+    expiry_reminder_days: list[int] = Field(default_factory=lambda: [30, 7, 1])
+    approaching_tier_threshold: int = Field(default=250, ge=0)
+    approaching_cooldown_days: int = Field(default=7, ge=0)
+    max_event_age_days: int = Field(default=3, ge=0)
+    default_reason: str = "purchase"
+    negative_balance_floor: int = -10_000
+    # Event types can be switched off one by one: {"loyalty.tier_joined": false}.
+    events: dict[str, bool] = Field(default_factory=dict)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("expiry_reminder_days")
+    @classmethod
+    def _positive_windows(cls, value: list[int]) -> list[int]:
+        if any(d < 0 for d in value):
+            raise ValueError("reminder windows must be >= 0 days")
+        return sorted(set(value), reverse=True)
+
+    @model_validator(mode="after")
+    def _coherent_tiers(self) -> Program:
+        if not self.tiers:
+            raise ValueError("tiers: at least one tier is required")
+        ranks = [t.rank for t in self.tiers]
+        if len(set(ranks)) != len(ranks):
+            raise ValueError("tiers: ranks must be unique")
+        ordered = sorted(self.tiers, key=lambda t: t.rank)
+        if [t.threshold for t in ordered] != sorted(t.threshold for t in ordered):
+            raise ValueError("tiers: thresholds must rise with rank")
+        seen: dict[str, str] = {}
+        for tier in ordered:
+            for alias in [tier.name, *tier.aliases]:
+                key = normalize_tier_name(alias)
+                if seen.setdefault(key, tier.name) != tier.name:
+                    raise ValueError(f"tiers: alias {alias!r} names both {seen[key]} and {tier.name}")
+        return self
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def ordered_tiers(self) -> list[Tier]:
+        return sorted(self.tiers, key=lambda t: t.rank)
+
+    def tier_alias_rows(self) -> list[tuple[str, str, int]]:
+        """(normalized alias, canonical tier name, rank) for every name a tier is known by."""
+        rows = {
+            normalize_tier_name(alias): (tier.name, tier.rank)
+            for tier in self.ordered_tiers()
+            for alias in [tier.name, *tier.aliases]
+        }
+        return [(alias, name, rank) for alias, (name, rank) in rows.items()]
+
+    def event_enabled(self, code_name: str) -> bool:
+        return self.events.get(code_name, True)
+
+
+class ProgramError(ValueError):
+    """program.yaml is missing or invalid; the message names the file and the bad key."""
+
+
+def load_program(path: str | Path) -> Program:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError as exc:
+        raise ProgramError(f"{path}: program file not found (set LOYALTY_PROGRAM)") from exc
+    except yaml.YAMLError as exc:
+        raise ProgramError(f"{path}: not valid YAML: {exc}") from exc
+    try:
+        return Program.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ProgramError(f"{path}: invalid program: {problems}") from exc
