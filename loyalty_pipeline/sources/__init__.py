@@ -1,0 +1,20 @@
+"""Source adapters: each loyalty platform's export → canonical text columns (see canonical.py)."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from . import canonical
+from .files import ExportError, ExportFile, find_export
+
+ADAPTERS: dict[str, ModuleType] = {"canonical": canonical}
+
+
+def adapter(platform: str) -> ModuleType:
+    try:
+        return ADAPTERS[platform]
+    except KeyError as exc:
+        raise ExportError(f"source.platform {platform!r} has no adapter; known: {', '.join(ADAPTERS)}") from exc
+
+
+__all__ = ["ADAPTERS", "ExportError", "ExportFile", "adapter", "find_export"]

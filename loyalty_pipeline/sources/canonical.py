@@ -1,0 +1,97 @@
+"""The canonical export: our own column names, in CSV, Parquet or JSON Lines.
+
+Each reader returns SQL that yields the canonical columns as text plus `source_line`, so a bad
+value reaches validation (and quarantine) spelled exactly as the file had it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import duckdb
+
+from .files import ExportError, ExportFile
+
+ACCOUNT_COLUMNS = [
+    "customer_id", "email", "enrolled", "points_balance", "lifetime_points", "tier",
+    "tier_since", "member_since", "next_expiry_date", "next_expiry_amount",
+]
+REQUIRED_ACCOUNT_COLUMNS = ["customer_id", "enrolled", "points_balance", "lifetime_points", "tier"]
+ACTIVITY_COLUMNS = ["customer_id", "occurred_at", "points", "reason"]
+REQUIRED_ACTIVITY_COLUMNS = ["customer_id", "points"]
+
+_DUCKDB_ENCODING = {"utf-8": "utf-8", "windows-1252": "latin-1"}
+
+
+def quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def header(file: ExportFile, encoding: str) -> list[str]:
+    """Column names as the file declares them (CSV header, first JSON object, Parquet schema)."""
+    if file.bytes == 0:
+        raise ExportError(f"{file.path}: the file is empty (no header, no rows)")
+    if file.format == "parquet":
+        rel = duckdb.sql(f"DESCRIBE SELECT * FROM read_parquet({quote(str(file.path))})")
+        return [row[0] for row in rel.fetchall()]
+    with file.path.open("rb") as fh:
+        first = fh.readline()
+    try:
+        text = first.decode("utf-8-sig" if encoding == "utf-8" else encoding)
+    except UnicodeDecodeError as exc:
+        raise ExportError(f"{file.path}: line 1: bytes at offset {exc.start} are not {encoding}") from exc
+    if file.format == "csv":
+        return [name.strip() for name in next(csv.reader(io.StringIO(text)), [])]
+    try:
+        return list(json.loads(text))
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise ExportError(f"{file.path}: line 1: not a JSON object ({exc})") from exc
+
+
+def check_columns(file: ExportFile, present: list[str], required: list[str]) -> None:
+    missing = [c for c in required if c not in present]
+    if missing:
+        raise ExportError(
+            f"{file.path}: missing required column(s) {', '.join(missing)}; found {', '.join(present) or 'none'}"
+        )
+
+
+def relation_sql(file: ExportFile, columns: list[str], required: list[str], encoding: str) -> str:
+    """SQL over the file: every canonical column as VARCHAR (NULL when absent) + source_line."""
+    present = header(file, encoding)
+    check_columns(file, present, required)
+    path = quote(str(file.path))
+    if file.format == "csv":
+        # Explicit dialect: auto-detection turns a truncated file into a one-column "success".
+        types = ", ".join(f"{quote(c)}: 'VARCHAR'" for c in present)
+        reader = (
+            f"read_csv({path}, columns={{{types}}}, header=true, auto_detect=false, delim=',', "
+            f"quote='\"', escape='\"', strict_mode=true, encoding={quote(_DUCKDB_ENCODING[encoding])})"
+        )
+        line = "row_number() OVER () + 1"  # header is line 1; insertion order is file order
+    elif file.format == "jsonl":
+        types = ", ".join(f"{quote(c)}: 'VARCHAR'" for c in present if c in columns)
+        reader = f"read_json({path}, format='newline_delimited', columns={{{types}}})"
+        line = "row_number() OVER ()"
+    else:
+        reader = f"read_parquet({path})"
+        line = "row_number() OVER ()"  # Parquet has no lines: the 1-based row number
+    select = ", ".join(
+        f"CAST({quote_ident(c)} AS VARCHAR) AS {c}" if c in present else f"NULL::VARCHAR AS {c}"
+        for c in columns
+    )
+    return f"SELECT {line} AS source_line, {select} FROM {reader}"
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def accounts_sql(file: ExportFile, encoding: str) -> str:
+    return relation_sql(file, ACCOUNT_COLUMNS, REQUIRED_ACCOUNT_COLUMNS, encoding)
+
+
+def activities_sql(file: ExportFile, encoding: str) -> str:
+    return relation_sql(file, ACTIVITY_COLUMNS, REQUIRED_ACTIVITY_COLUMNS, encoding)

@@ -1,0 +1,86 @@
+"""Opening the warehouse: one writer at a time, a schema that is always there, per-day replaces.
+
+DuckDB lets a single process open a file read-write. Dagster serialises our writers through the
+`duckdb` concurrency pool; the lock retry below covers everything else (a CLI run next to the
+daemon, a test, an analyst who opened the file read-write by mistake) with a clear error at the end.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+
+WAREHOUSE_POOL = "duckdb"  # Dagster concurrency pool shared by every asset that opens the warehouse
+_LOCK_MARKERS = ("Could not set lock", "Conflicting lock", "lock on file")
+
+
+class WarehouseLockedError(RuntimeError):
+    pass
+
+
+def sql(name: str) -> str:
+    """The text of `warehouse/sql/<name>.sql`: SQL lives in .sql files, next to nothing else."""
+    return resources.files("loyalty_pipeline.warehouse").joinpath("sql", f"{name}.sql").read_text()
+
+
+def connect(path: str | Path, *, read_only: bool = False, lock_timeout_s: float = 120.0,
+            memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+    path = Path(path)
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    config = {"memory_limit": memory_limit} if memory_limit else {}
+    deadline = time.monotonic() + lock_timeout_s
+    delay = 0.05
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=read_only, config=config)
+            break
+        except duckdb.IOException as exc:
+            if not any(m in str(exc) for m in _LOCK_MARKERS) or time.monotonic() > deadline:
+                if any(m in str(exc) for m in _LOCK_MARKERS):
+                    raise WarehouseLockedError(
+                        f"{path} is locked by another process for {lock_timeout_s:.0f}s; analysts should "
+                        "use data/warehouse/analytics.duckdb or the Parquet files, not the pipeline's file"
+                    ) from exc
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+    if not read_only:
+        con.execute(sql("schema"))
+    return con
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+def replace_day(con: duckdb.DuckDBPyConnection, table: str, day: dt.date, select_sql: str,
+                params: dict | None = None) -> int:
+    """Replace `table`'s rows of `day` with `select_sql`'s, inside the caller's transaction."""
+    con.execute(f"DELETE FROM {table} WHERE snapshot_date = $day", {"day": day})
+    insert = f"INSERT INTO {table} BY NAME {select_sql}"
+    con.execute(insert, bind(insert, {"day": day, **(params or {})}))
+    return count_day(con, table, day)
+
+
+def bind(statement: str, params: dict) -> dict:
+    """The subset of `params` that `statement` uses (DuckDB rejects unused named parameters)."""
+    return {k: v for k, v in params.items() if re.search(rf"\${k}\b", statement)}
+
+
+def count_day(con: duckdb.DuckDBPyConnection, table: str, day: dt.date) -> int:
+    return con.execute(f"SELECT count(*) FROM {table} WHERE snapshot_date = $day", {"day": day}).fetchone()[0]

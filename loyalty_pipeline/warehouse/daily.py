@@ -1,0 +1,130 @@
+"""The daily steps, set-based in DuckDB: ingest → snapshot → deltas.
+
+Each step replaces its own day in one transaction, so re-running a day is a no-op and a failed
+step leaves the previous state of that day untouched. Dagster assets call these functions; so do
+the benchmark and the tests.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import duckdb
+
+from ..program import Program
+from ..sources import ExportError, adapter, find_export
+from .connection import count_day, replace_day, sql, transaction
+
+
+def prepare(con: duckdb.DuckDBPyConnection, program: Program) -> None:
+    """Per-connection setup: UTC session, parsing macros, and the program's tier names."""
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(sql("macros"))
+    con.execute("CREATE OR REPLACE TEMP TABLE tier_aliases (alias VARCHAR, tier VARCHAR, rank INTEGER)")
+    con.executemany("INSERT INTO tier_aliases VALUES (?, ?, ?)", program.tier_alias_rows())
+
+
+def _duckdb_reason(exc: duckdb.Error) -> str:
+    """The useful head of a DuckDB reader error (it appends pages of 'possible fixes')."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    head = []
+    for ln in lines:
+        if ln.startswith(("Possible", "*", "file =")):
+            break
+        head.append(re.sub(r"^(Invalid Input Error|Conversion Error|IO Error):\s*", "", ln))
+    return " | ".join(head)[:500]
+
+
+def ingest_export(con: duckdb.DuckDBPyConnection, exports_dir: Path, day: dt.date, program: Program) -> dict:
+    """Read the day's files into raw_accounts / raw_activities with their lineage."""
+    source = adapter(program.source.platform)
+    files = {
+        "accounts": find_export(exports_dir, day, program.source.accounts_file, required=True),
+        "activities": find_export(exports_dir, day, program.source.activities_file, required=False),
+    }
+    readers = {"accounts": (source.accounts_sql, "raw_accounts"),
+               "activities": (source.activities_sql, "raw_activities")}
+    stats: dict = {}
+    with transaction(con):
+        con.execute("DELETE FROM export_files WHERE snapshot_date = $day", {"day": day})
+        for kind, file in files.items():
+            reader, table = readers[kind]
+            con.execute(f"DELETE FROM {table} WHERE snapshot_date = $day", {"day": day})
+            if file is None:
+                continue
+            relation = reader(file, program.source.encoding)
+            try:
+                rows = replace_day(
+                    con, table, day,
+                    f"SELECT $day AS snapshot_date, $file AS source_file, * FROM ({relation})",
+                    {"file": str(file.path)},
+                )
+            except duckdb.Error as exc:
+                raise ExportError(f"{file.path}: {_duckdb_reason(exc)}") from exc
+            if kind == "accounts" and rows == 0:
+                raise ExportError(f"{file.path}: a header but no rows; a full export is never empty")
+            con.execute(
+                "INSERT INTO export_files VALUES ($day, $kind, $path, $format, $sha, $bytes, $rows)",
+                {"day": day, "kind": kind, "path": str(file.path), "format": file.format,
+                 "sha": file.sha256, "bytes": file.bytes, "rows": rows},
+            )
+            stats[kind] = {"path": str(file.path), "sha256": file.sha256, "rows": rows, "format": file.format}
+    return stats
+
+
+def build_snapshot(con: duckdb.DuckDBPyConnection, day: dt.date, program: Program) -> dict:
+    """Validate raw rows into snapshots; every rejected row goes to quarantine with its reason."""
+    raw = count_day(con, "raw_accounts", day)
+    if raw == 0:
+        raise ExportError(f"no raw rows for {day}: materialize loyalty_export for that day first")
+    prepare(con, program)
+    with transaction(con):
+        con.execute(sql("snapshot"), {"day": day, "negative_floor": program.negative_balance_floor})
+        con.execute(sql("activities"), {"day": day})
+        con.execute("DELETE FROM quarantine WHERE snapshot_date = $day", {"day": day})
+        members = replace_day(con, "snapshots", day, sql("snapshot_rows"))
+        con.execute(f"INSERT INTO quarantine BY NAME {sql('quarantine_rows')}")
+        con.execute(f"INSERT INTO quarantine BY NAME {sql('activity_quarantine_rows')}")
+        activities = replace_day(con, "activities", day, sql("activity_rows"),
+                                 {"default_reason": program.default_reason})
+        reasons = dict(con.execute(
+            "SELECT kind || ':' || reason, count(*) FROM quarantine WHERE snapshot_date = $day "
+            "GROUP BY ALL ORDER BY ALL", {"day": day}).fetchall())
+        flags = dict(con.execute(
+            "SELECT flag, count(*) FROM (SELECT unnest(dq_flags) AS flag FROM snapshots "
+            "WHERE snapshot_date = $day) GROUP BY ALL ORDER BY ALL", {"day": day}).fetchall())
+        con.execute("DROP TABLE checked")
+        con.execute("DROP TABLE checked_activities")
+    quarantined = sum(n for k, n in reasons.items() if k.startswith("accounts:"))
+    return {
+        "raw_rows": raw,
+        "members": members,
+        "enrolled": con.execute("SELECT count(*) FILTER (enrolled) FROM snapshots WHERE snapshot_date = $day",
+                                {"day": day}).fetchone()[0],
+        "quarantined": quarantined,
+        "quarantined_by_reason": reasons,
+        "flags": flags,
+        "activities": activities,
+        "reconciles": raw == members + quarantined,
+    }
+
+
+def build_deltas(con: duckdb.DuckDBPyConnection, day: dt.date) -> dict:
+    """Compare the day's snapshot with the latest earlier one."""
+    if count_day(con, "snapshots", day) == 0:
+        raise ExportError(f"no snapshot for {day}: materialize loyalty_snapshot for that day first")
+    with transaction(con):
+        rows = replace_day(con, "account_deltas", day, sql("deltas"))
+    previous, gap = con.execute(
+        "SELECT max(snapshot_date), date_diff('day', max(snapshot_date), $day) FROM snapshots "
+        "WHERE snapshot_date < $day", {"day": day}).fetchone()
+    kinds = dict(con.execute(
+        "SELECT change_kind, count(*) FROM account_deltas WHERE snapshot_date = $day GROUP BY ALL",
+        {"day": day}).fetchall())
+    directions = dict(con.execute(
+        "SELECT tier_direction, count(*) FROM account_deltas WHERE snapshot_date = $day "
+        "AND tier_direction IS NOT NULL GROUP BY ALL", {"day": day}).fetchall())
+    return {"rows": rows, "previous_snapshot_date": previous, "gap_days": gap, "baseline": previous is None,
+            "by_kind": kinds, "tier_moves": directions}

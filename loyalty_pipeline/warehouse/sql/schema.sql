@@ -1,0 +1,110 @@
+-- The warehouse. One row per member per business date; every table carries snapshot_date,
+-- the partition key, so a re-run replaces exactly its own day (DELETE + INSERT in one transaction).
+
+-- Lineage of each ingested file: which bytes made a day.
+CREATE TABLE IF NOT EXISTS export_files (
+    snapshot_date DATE NOT NULL,
+    kind          VARCHAR NOT NULL,      -- accounts | activities
+    path          VARCHAR NOT NULL,
+    format        VARCHAR NOT NULL,      -- csv | parquet | jsonl
+    sha256        VARCHAR NOT NULL,
+    bytes         BIGINT NOT NULL,
+    rows          BIGINT NOT NULL
+);
+
+-- The export as read, mapped to canonical column names but still text: validation happens later,
+-- so a bad value is quarantined with its original spelling.
+CREATE TABLE IF NOT EXISTS raw_accounts (
+    snapshot_date      DATE NOT NULL,
+    source_file        VARCHAR NOT NULL,
+    source_line        BIGINT NOT NULL,  -- 1-based line of the record in a CSV (header = line 1)
+    customer_id        VARCHAR,
+    email              VARCHAR,
+    enrolled           VARCHAR,
+    points_balance     VARCHAR,
+    lifetime_points    VARCHAR,
+    tier               VARCHAR,
+    tier_since         VARCHAR,
+    member_since       VARCHAR,
+    next_expiry_date   VARCHAR,
+    next_expiry_amount VARCHAR
+);
+
+CREATE TABLE IF NOT EXISTS raw_activities (
+    snapshot_date DATE NOT NULL,
+    source_file   VARCHAR NOT NULL,
+    source_line   BIGINT NOT NULL,
+    customer_id   VARCHAR,
+    occurred_at   VARCHAR,
+    points        VARCHAR,
+    reason        VARCHAR
+);
+
+-- One validated row per member per day.
+CREATE TABLE IF NOT EXISTS snapshots (
+    snapshot_date      DATE NOT NULL,
+    customer_id        VARCHAR NOT NULL,
+    email              VARCHAR,          -- trimmed, lower-cased, NFC; NULL when invalid (flagged)
+    enrolled           BOOLEAN NOT NULL,
+    points_balance     BIGINT NOT NULL,  -- signed: refunds after redemptions go negative
+    lifetime_points    BIGINT NOT NULL,
+    tier               VARCHAR,          -- canonical tier name from program.yaml; NULL = no tier
+    tier_rank          INTEGER,
+    tier_since         DATE,
+    member_since       DATE,
+    next_expiry_date   DATE,
+    next_expiry_amount BIGINT,
+    dq_flags           VARCHAR[] NOT NULL,
+    source_file        VARCHAR NOT NULL,
+    source_line        BIGINT NOT NULL
+);
+
+-- Every input row that did not make it into snapshots, with the first reason and all of them.
+CREATE TABLE IF NOT EXISTS quarantine (
+    snapshot_date DATE NOT NULL,
+    kind          VARCHAR NOT NULL,      -- accounts | activities
+    source_file   VARCHAR NOT NULL,
+    source_line   BIGINT NOT NULL,
+    customer_id   VARCHAR,
+    field         VARCHAR NOT NULL,
+    value         VARCHAR,
+    reason        VARCHAR NOT NULL,
+    problems      JSON NOT NULL
+);
+
+-- Validated point movements of the day (optional input).
+CREATE TABLE IF NOT EXISTS activities (
+    snapshot_date DATE NOT NULL,
+    customer_id   VARCHAR NOT NULL,
+    occurred_at   TIMESTAMPTZ,
+    points        BIGINT NOT NULL,
+    reason        VARCHAR NOT NULL,
+    source_line   BIGINT NOT NULL
+);
+
+-- Each member's change between snapshot_date and the latest earlier snapshot.
+CREATE TABLE IF NOT EXISTS account_deltas (
+    snapshot_date          DATE NOT NULL,
+    previous_snapshot_date DATE,         -- NULL on the baseline (first snapshot ever)
+    gap_days               INTEGER,
+    customer_id            VARCHAR NOT NULL,
+    change_kind            VARCHAR NOT NULL,  -- new | removed | changed
+    email                  VARCHAR,
+    enrolled_before        BOOLEAN,
+    enrolled_after         BOOLEAN,
+    balance_before         BIGINT,
+    balance_after          BIGINT,
+    balance_delta          BIGINT,
+    lifetime_before        BIGINT,
+    lifetime_after         BIGINT,
+    lifetime_delta         BIGINT,
+    tier_before            VARCHAR,
+    tier_after             VARCHAR,
+    tier_rank_before       INTEGER,
+    tier_rank_after        INTEGER,
+    tier_direction         VARCHAR,           -- up | down | joined | left | NULL
+    expiry_date_before     DATE,
+    expiry_date_after      DATE,
+    expiry_amount_before   BIGINT,
+    expiry_amount_after    BIGINT
+);

@@ -1,0 +1,71 @@
+-- Validate one day's raw_accounts ($day) into the temp table `checked`: parsed values, the list of
+-- problems that reject a row, and the flags that only annotate it. Needs temp table tier_aliases.
+CREATE OR REPLACE TEMP TABLE checked AS
+WITH raw AS (
+    SELECT * FROM raw_accounts WHERE snapshot_date = $day
+), parsed AS (
+    SELECT
+        r.*,
+        norm_text(r.customer_id)                    AS c_customer_id,
+        lower(norm_text(r.email))                   AS c_email,
+        parse_bool(r.enrolled)                      AS c_enrolled,
+        parse_int(r.points_balance)                 AS c_points_balance,
+        parse_int(r.lifetime_points)                AS c_lifetime_points,
+        norm_text(r.tier)                           AS c_tier_raw,
+        t.tier                                      AS c_tier,
+        t.rank                                      AS c_tier_rank,
+        parse_date(r.tier_since)                    AS c_tier_since,
+        parse_date(r.member_since)                  AS c_member_since,
+        parse_date(r.next_expiry_date)              AS c_next_expiry_date,
+        parse_int(r.next_expiry_amount)             AS c_next_expiry_amount
+    FROM raw r
+    LEFT JOIN tier_aliases t ON t.alias = lower(norm_text(r.tier))
+), judged AS (
+    SELECT
+        *,
+        list_filter([
+            CASE WHEN c_customer_id IS NULL THEN problem('customer_id', customer_id, 'missing_id') END,
+            -- A spreadsheet turned a long numeric id into a float: the real id is lost.
+            CASE WHEN regexp_full_match(c_customer_id, '[0-9.]+[eE][+-]?[0-9]+')
+                 THEN problem('customer_id', customer_id, 'id_in_scientific_notation') END,
+            CASE WHEN c_enrolled IS NULL THEN problem('enrolled', enrolled, 'invalid_boolean') END,
+            CASE WHEN c_points_balance IS NULL
+                 THEN problem('points_balance', points_balance, 'invalid_integer') END,
+            CASE WHEN c_lifetime_points IS NULL
+                 THEN problem('lifetime_points', lifetime_points, 'invalid_integer')
+                 WHEN c_lifetime_points < 0
+                 THEN problem('lifetime_points', lifetime_points, 'negative_lifetime') END,
+            CASE WHEN c_tier_raw IS NOT NULL AND c_tier IS NULL THEN problem('tier', tier, 'unknown_tier') END,
+            CASE WHEN NOT is_blank(tier_since) AND c_tier_since IS NULL
+                 THEN problem('tier_since', tier_since, 'invalid_date') END,
+            CASE WHEN NOT is_blank(member_since) AND c_member_since IS NULL
+                 THEN problem('member_since', member_since, 'invalid_date') END,
+            CASE WHEN NOT is_blank(next_expiry_date) AND c_next_expiry_date IS NULL
+                 THEN problem('next_expiry_date', next_expiry_date, 'invalid_date') END,
+            CASE WHEN NOT is_blank(next_expiry_amount)
+                      AND (c_next_expiry_amount IS NULL OR c_next_expiry_amount < 0)
+                 THEN problem('next_expiry_amount', next_expiry_amount, 'invalid_integer') END
+        ], lambda p: p IS NOT NULL) AS problems
+    FROM parsed
+), deduplicated AS (
+    -- Of several valid rows for one member, the first line wins; the others are quarantined.
+    SELECT
+        * REPLACE (
+            CASE WHEN len(problems) = 0
+                      AND row_number() OVER (PARTITION BY c_customer_id, len(problems) = 0
+                                             ORDER BY source_line) > 1
+                 THEN [problem('customer_id', customer_id, 'duplicate_member')]
+                 ELSE problems END AS problems)
+    FROM judged
+)
+SELECT
+    *,
+    list_filter([
+        CASE WHEN c_email IS NOT NULL AND NOT regexp_full_match(c_email, '[^@\s]+@[^@\s]+\.[^@\s]+')
+             THEN 'invalid_email' END,
+        CASE WHEN c_points_balance < 0 THEN 'negative_balance' END,
+        CASE WHEN c_points_balance < $negative_floor THEN 'balance_below_floor' END,
+        CASE WHEN is_sentinel_date(c_tier_since) OR is_sentinel_date(c_member_since)
+                  OR is_sentinel_date(c_next_expiry_date) THEN 'sentinel_date' END
+    ], lambda f: f IS NOT NULL) AS flags
+FROM deduplicated;
