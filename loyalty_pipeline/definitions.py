@@ -1,0 +1,42 @@
+"""The one Definitions object: assets, checks, jobs and resources of every domain."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from . import settings
+from .defs.ingest import assets as ingest
+from .defs.partitions import daily_partitions
+from .defs.resources import ProgramResource, WarehouseResource
+from .defs.snapshots import assets as snapshots
+
+DOMAINS = [ingest, snapshots]
+
+daily_job = dg.define_asset_job(
+    "daily_job",
+    selection=dg.AssetSelection.all(),
+    partitions_def=daily_partitions,
+    description="Everything for one business date: ingest → snapshot → deltas (→ events → outbound).",
+)
+
+
+def default_resources() -> dict:
+    """The embedded defaults: paths under data/ unless LOYALTY_* environment variables say otherwise."""
+    return {
+        "program": ProgramResource(
+            program_path=str(settings.program_path()), exports_dir=str(settings.exports_dir())
+        ),
+        "warehouse": WarehouseResource(path=str(settings.warehouse_path())),
+    }
+
+
+def build_defs(resources: dict | None = None) -> dg.Definitions:
+    return dg.Definitions(
+        assets=dg.load_assets_from_modules(DOMAINS),
+        asset_checks=dg.load_asset_checks_from_modules(DOMAINS),
+        jobs=[daily_job],
+        resources={**default_resources(), **(resources or {})},
+    )
+
+
+defs = build_defs()

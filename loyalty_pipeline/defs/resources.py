@@ -1,0 +1,54 @@
+"""Resources shared by every domain: the program and its exports, and the warehouse."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from ..program import Program, load_program
+from ..warehouse.connection import connect
+from ..warehouse.daily import prepare
+
+
+class ProgramResource(dg.ConfigurableResource):
+    """program.yaml, the exports directory, and what "today" is (injectable for tests and replays)."""
+
+    program_path: str
+    exports_dir: str
+    today: str | None = None  # ISO date; default: LOYALTY_TODAY, else today in the program's time zone
+
+    def load(self) -> Program:
+        return load_program(self.program_path)
+
+    @property
+    def exports(self) -> Path:
+        return Path(self.exports_dir)
+
+    def today_date(self) -> dt.date:
+        override = self.today or os.environ.get("LOYALTY_TODAY")
+        if override:
+            return dt.date.fromisoformat(override)
+        return dt.datetime.now(self.load().tz).date()
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The DuckDB file. Only assets in the `duckdb` pool open it, so there is one writer at a time."""
+
+    path: str
+
+    @contextmanager
+    def connect(self, program: Program | None = None, *, read_only: bool = False
+                ) -> Iterator[duckdb.DuckDBPyConnection]:
+        con = connect(self.path, read_only=read_only)
+        try:
+            if program is not None:
+                prepare(con, program)
+            yield con
+        finally:
+            con.close()
