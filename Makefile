@@ -1,0 +1,36 @@
+# Two commands a newcomer needs: `make demo` and `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+export DAGSTER_HOME := $(CURDIR)/.dagster
+
+BENCH_MEMBERS ?= 1000000
+
+.PHONY: install demo test dev bench lint clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+demo: install  ## two weeks of sample exports, processed day by day on the embedded defaults
+	$(BIN)/loyalty-pipeline demo
+
+test: install  ## the whole suite, from scratch
+	$(BIN)/python -m pytest
+
+dev: install  ## the Dagster UI (runs made by `make demo` included)
+	$(BIN)/python -c "from loyalty_pipeline.instance import dagster_home; dagster_home()"
+	$(BIN)/dagster dev -w workspace.yaml
+
+bench: install  ## speed and memory against the machine's limits (not part of `make test`)
+	$(BIN)/python -m loyalty_pipeline.bench --members $(BENCH_MEMBERS)
+
+lint: install
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf data/exports data/warehouse data/outbound .dagster

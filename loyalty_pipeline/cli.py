@@ -1,0 +1,121 @@
+"""`loyalty-pipeline`: run days from the shell, make sample exports, serve the emulator, run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from pathlib import Path
+
+from . import settings
+
+
+def _date(value: str) -> dt.date:
+    return dt.date.fromisoformat(value)
+
+
+def days_between(start: dt.date, end: dt.date) -> list[dt.date]:
+    return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def run_days(start: dt.date, end: dt.date, *, job_name: str = "daily_job", run_config: dict | None = None) -> bool:
+    """Run the daily job for each business date in order, in this process, on the project's instance
+    (so the runs show in the UI). Stops at the first failed day: later days' deltas depend on it."""
+    from .definitions import defs
+    from .instance import get_instance
+
+    job = defs.resolve_job_def(job_name)
+    instance = get_instance()
+    for day in days_between(start, end):
+        result = job.execute_in_process(
+            partition_key=day.isoformat(), instance=instance, run_config=run_config, raise_on_error=False
+        )
+        print(f"{day}  {'ok' if result.success else 'FAILED'}  run {result.run_id[:8]}", flush=True)
+        if not result.success:
+            for event in result.all_events:
+                if event.is_step_failure and event.step_failure_data.error:
+                    print(f"    {event.step_key}: {event.step_failure_data.error.message.strip()}")
+            return False
+    return True
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    return 0 if run_days(args.start, args.end) else 1
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from .program import load_program
+    from .sample.generator import generate_sample
+
+    dirs = generate_sample(
+        Path(args.out), members=args.members, days=args.days, end=args.end, seed=args.seed,
+        fmt=args.format, bad_row_rate=args.bad_row_rate, program=load_program(settings.program_path()),
+        **({"platform": args.platform} if args.platform != "canonical" else {}),
+    )
+    print(f"wrote {len(dirs)} days to {args.out} ({dirs[0].name} … {dirs[-1].name})")
+    return 0
+
+
+def cmd_emulator(args: argparse.Namespace) -> int:
+    from .shopimind.emulator import serve
+
+    serve(host=args.host, port=args.port)
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from .report import print_summary
+
+    print_summary(settings.warehouse_path())
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(members=args.members, days=args.days)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="loyalty-pipeline", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="process business dates START..END in order through the daily job")
+    run.add_argument("--start", type=_date, required=True)
+    run.add_argument("--end", type=_date, required=True)
+    run.set_defaults(func=cmd_run)
+
+    gen = sub.add_parser("generate-sample", help="write simulated daily exports")
+    gen.add_argument("--members", type=int, default=2000)
+    gen.add_argument("--days", type=int, default=14)
+    gen.add_argument("--end", type=_date, default=dt.date.today() - dt.timedelta(days=1))
+    gen.add_argument("--out", default=str(settings.exports_dir()))
+    gen.add_argument("--seed", type=int, default=42)
+    gen.add_argument("--format", choices=["csv", "parquet", "jsonl"], default="csv")
+    gen.add_argument("--bad-row-rate", type=float, default=0.005)
+    gen.add_argument("--platform", choices=["canonical", "yotpo", "loyaltylion", "voucherify"],
+                     default="canonical")
+    gen.set_defaults(func=cmd_generate)
+
+    emu = sub.add_parser("emulator", help="serve the ShopiMind emulator on 127.0.0.1")
+    emu.add_argument("--host", default="127.0.0.1")
+    emu.add_argument("--port", type=int, default=8765)
+    emu.set_defaults(func=cmd_emulator)
+
+    summary = sub.add_parser("summary", help="print what the warehouse holds, day by day")
+    summary.set_defaults(func=cmd_summary)
+
+    demo = sub.add_parser("demo", help="sample exports → every day → summary (what `make demo` runs)")
+    demo.add_argument("--members", type=int, default=2000)
+    demo.add_argument("--days", type=int, default=14)
+    demo.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

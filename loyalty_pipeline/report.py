@@ -1,0 +1,37 @@
+"""What the warehouse holds, day by day: the summary `make demo` prints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .warehouse.connection import connect
+
+SECTIONS = {
+    "Members per day (snapshots)": """
+        SELECT snapshot_date AS day, count(*) AS members, count(*) FILTER (enrolled) AS enrolled,
+               sum(points_balance) AS points_liability
+        FROM snapshots GROUP BY ALL ORDER BY day""",
+    "Rows quarantined, by reason": """
+        SELECT snapshot_date AS day, kind, reason, count(*) AS rows
+        FROM quarantine GROUP BY ALL ORDER BY day, kind, reason""",
+    "Deltas by kind (tier moves in the last columns)": """
+        SELECT snapshot_date AS day, any_value(gap_days) AS gap,
+               count(*) FILTER (change_kind = 'new') AS new,
+               count(*) FILTER (change_kind = 'changed') AS changed,
+               count(*) FILTER (change_kind = 'removed') AS removed,
+               count(*) FILTER (tier_direction = 'up') AS up,
+               count(*) FILTER (tier_direction = 'down') AS down,
+               count(*) FILTER (tier_direction = 'joined') AS joined,
+               count(*) FILTER (tier_direction = 'left') AS "left"
+        FROM account_deltas GROUP BY ALL ORDER BY day""",
+}
+
+
+def print_summary(warehouse: Path, sections: dict[str, str] | None = None) -> None:
+    con = connect(warehouse, read_only=True)
+    try:
+        for title, query in (sections or SECTIONS).items():
+            print(f"\n== {title}")
+            con.sql(query).show(max_rows=200, max_width=200)
+    finally:
+        con.close()
