@@ -6,7 +6,6 @@ import dagster as dg
 
 from . import settings
 from .defs.ingest import assets as ingest
-from .defs.partitions import daily_partitions
 from .defs.resources import ProgramResource, WarehouseResource
 from .defs.snapshots import assets as snapshots
 
@@ -15,7 +14,6 @@ DOMAINS = [ingest, snapshots]
 daily_job = dg.define_asset_job(
     "daily_job",
     selection=dg.AssetSelection.all(),
-    partitions_def=daily_partitions,
     description="Everything for one business date: ingest → snapshot → deltas (→ events → outbound).",
 )
 

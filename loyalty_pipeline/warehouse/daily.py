@@ -33,8 +33,9 @@ def _duckdb_reason(exc: duckdb.Error) -> str:
     for ln in lines:
         if ln.startswith(("Possible", "*", "file =")):
             break
-        head.append(re.sub(r"^(Invalid Input Error|Conversion Error|IO Error):\s*", "", ln))
-    return " | ".join(head)[:500]
+        ln = re.sub(r"^(Invalid Input Error|Conversion Error|IO Error):\s*", "", ln)
+        head.append(re.sub(r"CSV Error on Line: (\d+)", r"line \1", ln))
+    return "; ".join(head)[:500]
 
 
 def ingest_export(con: duckdb.DuckDBPyConnection, exports_dir: Path, day: dt.date, program: Program) -> dict:
@@ -113,7 +114,7 @@ def build_snapshot(con: duckdb.DuckDBPyConnection, day: dt.date, program: Progra
 
 def build_deltas(con: duckdb.DuckDBPyConnection, day: dt.date) -> dict:
     """Compare the day's snapshot with the latest earlier one."""
-    if count_day(con, "snapshots", day) == 0:
+    if count_day(con, "snapshots", day) + count_day(con, "quarantine", day) == 0:
         raise ExportError(f"no snapshot for {day}: materialize loyalty_snapshot for that day first")
     with transaction(con):
         rows = replace_day(con, "account_deltas", day, sql("deltas"))

@@ -33,10 +33,9 @@ def account_deltas(context: dg.AssetExecutionContext, warehouse: WarehouseResour
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
         matrix = md_query(
             con,
-            "PIVOT (SELECT coalesce(tier_before, '(none)') AS tier_before, "
-            "coalesce(tier_after, '(none)') AS tier_after FROM account_deltas "
-            "WHERE snapshot_date = $day AND tier_direction IS NOT NULL) "
-            "ON tier_after USING count(*) GROUP BY tier_before ORDER BY tier_before", {"day": day})
+            "SELECT coalesce(tier_before, '(none)') AS tier_before, coalesce(tier_after, '(none)') "
+            "AS tier_after, count(*) AS members FROM account_deltas "
+            "WHERE snapshot_date = $day AND tier_direction IS NOT NULL GROUP BY ALL ORDER BY ALL", {"day": day})
     previous = stats["previous_snapshot_date"]
     return dg.MaterializeResult(metadata={
         "rows": stats["rows"],
