@@ -108,3 +108,16 @@ CREATE TABLE IF NOT EXISTS account_deltas (
     expiry_amount_before   BIGINT,
     expiry_amount_after    BIGINT
 );
+
+-- Marketing events implied by the day (see loyalty_pipeline/events/). Recomputing a day replaces
+-- these rows; delivery state lives elsewhere (keyed by event_key) so it survives recomputation.
+CREATE TABLE IF NOT EXISTS loyalty_events (
+    event_key     VARCHAR NOT NULL,      -- sha256(code_name | customer_id | snapshot_date | discriminator)
+    snapshot_date DATE NOT NULL,
+    customer_id   VARCHAR NOT NULL,
+    email         VARCHAR,
+    code_name     VARCHAR NOT NULL,
+    discriminator VARCHAR NOT NULL,
+    metadata      JSON NOT NULL,         -- the event's metaData, valid against its catalogue model
+    status        VARCHAR NOT NULL       -- pending | suppressed_stale
+);
