@@ -1,0 +1,33 @@
+"""program.yaml is validated, and its errors name the file and the bad key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from loyalty_pipeline.program import ProgramError, load_program
+from loyalty_pipeline.settings import PROJECT_ROOT
+
+
+def test_the_default_program_loads():
+    program = load_program(PROJECT_ROOT / "data" / "program.yaml")
+    assert [t.name for t in program.ordered_tiers()] == ["Bronze", "Silver", "Gold", "Platinum"]
+    assert ("loyal silver", "Silver", 2) in program.tier_alias_rows()
+    assert program.expiry_reminder_days == [30, 7, 1]
+
+
+@pytest.mark.parametrize(("yaml_text", "named"), [
+    ("tiers: [{name: A, rank: 1, threshold: 0}]\ntier_bassis: points_balance\n", "tier_bassis"),
+    ("tiers: [{name: A, rank: 1, threshold: -5}]\n", "tiers.0.threshold"),
+    ("tiers: [{name: A, rank: 1, threshold: 0}]\ntimezone: Mars/Olympus\n", "timezone"),
+    ("tiers: [{name: A, rank: 1, threshold: 0}]\nsource: {platform: shopify}\n", "source.platform"),
+    ("tiers: [{name: A, rank: 1, threshold: 0, aliases: [x]}, {name: B, rank: 2, threshold: 9, aliases: [X]}]\n",
+     "alias 'X' names both A and B"),
+])
+def test_an_invalid_program_names_the_bad_key(tmp_path: Path, yaml_text: str, named: str):
+    path = tmp_path / "program.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(ProgramError) as err:
+        load_program(path)
+    assert str(path) in str(err.value) and named in str(err.value)
