@@ -12,6 +12,7 @@ import dagster as dg
 import duckdb
 
 from ..program import Program, load_program
+from ..warehouse.analytics import publish_day
 from ..warehouse.connection import connect
 from ..warehouse.daily import prepare
 
@@ -52,3 +53,8 @@ class WarehouseResource(dg.ConfigurableResource):
             yield con
         finally:
             con.close()
+
+    def publish(self, con: duckdb.DuckDBPyConnection, tables: list[str], day: dt.date) -> None:
+        """Copy the day of each table to the analysts' Parquet files (see warehouse/analytics.py)."""
+        for table in tables:
+            publish_day(con, Path(self.path), table, day)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
@@ -60,7 +61,7 @@ def test_every_bad_row_is_quarantined_with_its_reason_and_counts_reconcile(pipel
 
     snap = {r[0]: r[1:] for r in pipeline.query(
         "SELECT customer_id, email, points_balance, tier, tier_since, dq_flags, source_line FROM snapshots")}
-    assert snap["C1"][1:] == (1200, "Silver", __import__("datetime").date(2026, 1, 1), [], 2)  # first line wins
+    assert snap["C1"][1:] == (1200, "Silver", dt.date(2026, 1, 1), [], 2)  # first line wins
     assert snap["C9"] == (None, -40, "Gold", None, ["invalid_email", "negative_balance", "sentinel_date"], 12)
     assert snap["C10"][2] == "Silver"
 

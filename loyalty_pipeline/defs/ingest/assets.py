@@ -9,6 +9,7 @@ from ..metadata import counts, md_query
 from ..partitions import daily_partitions, partition_day
 from ..resources import ProgramResource, WarehouseResource
 
+
 @dg.asset(
     partitions_def=daily_partitions,
     pool=WAREHOUSE_POOL,
@@ -56,6 +57,7 @@ def loyalty_snapshot(
             stats = build_snapshot(con, day, prog)
         except ExportError as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
+        warehouse.publish(con, ["snapshots", "quarantine", "activities"], day)
         preview = md_query(
             con,
             "SELECT kind, source_line, customer_id, field, value, reason FROM quarantine "
