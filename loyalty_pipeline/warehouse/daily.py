@@ -24,6 +24,11 @@ def prepare(con: duckdb.DuckDBPyConnection, program: Program) -> None:
     con.execute(sql("macros"))
     con.execute("CREATE OR REPLACE TEMP TABLE tier_aliases (alias VARCHAR, tier VARCHAR, rank INTEGER)")
     con.executemany("INSERT INTO tier_aliases VALUES (?, ?, ?)", program.tier_alias_rows())
+    # The program's tiers as configured: name, rank, threshold (on program.tier_basis), benefits.
+    con.execute("CREATE OR REPLACE TEMP TABLE tiers "
+                "(name VARCHAR, rank INTEGER, threshold BIGINT, benefits VARCHAR[])")
+    con.executemany("INSERT INTO tiers VALUES (?, ?, ?, ?)",
+                    [(t.name, t.rank, t.threshold, list(t.benefits)) for t in program.ordered_tiers()])
 
 
 def _duckdb_reason(exc: duckdb.Error) -> str:
