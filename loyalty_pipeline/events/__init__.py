@@ -1,0 +1,1 @@
+"""Marketing events derived from the day's deltas: the catalogue (metaData schemas) and the derivation."""
