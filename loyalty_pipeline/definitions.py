@@ -5,11 +5,12 @@ from __future__ import annotations
 import dagster as dg
 
 from . import settings
+from .defs.events import assets as events
 from .defs.ingest import assets as ingest
 from .defs.resources import ProgramResource, WarehouseResource
 from .defs.snapshots import assets as snapshots
 
-DOMAINS = [ingest, snapshots]
+DOMAINS = [ingest, snapshots, events]
 
 daily_job = dg.define_asset_job(
     "daily_job",

@@ -124,9 +124,10 @@ def shopimind_properties(event_type: EventType) -> dict:
 
 
 def validate_metadata(code_name: str, metadata: dict) -> dict:
-    """The payload validated by its event's model, JSON-ready (dates as ISO strings)."""
+    """The payload validated by its event's model, JSON-ready (dates as ISO strings, optional fields
+    that are None omitted: ShopiMind validates a present field's type, so null is never sent)."""
     try:
         model = CATALOGUE[code_name].metadata_model
     except KeyError:
         raise KeyError(f"unknown event type {code_name!r}") from None
-    return model.model_validate(metadata).model_dump(mode="json")
+    return model.model_validate(metadata).model_dump(mode="json", exclude_none=True)

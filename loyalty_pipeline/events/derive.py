@@ -1,0 +1,132 @@
+"""Derive the day's marketing events (table loyalty_events) from its deltas and snapshots.
+
+The derivation is one set-based statement (warehouse/sql/events.sql); Python only passes the
+program's knobs, replaces the day in one transaction, and validates the stored payloads against
+the catalogue's models, streaming them from DuckDB in batches.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import duckdb
+
+from ..program import Program
+from ..sources import ExportError
+from ..warehouse.connection import replace_day, sql, transaction
+from ..warehouse.daily import prepare
+from .catalogue import CATALOGUE, validate_metadata
+
+_VALIDATE_BATCH = 20_000
+
+
+class EventDerivationError(RuntimeError):
+    """The day's events could not be derived consistently (nothing was stored for the day)."""
+
+
+def stale_before(program: Program, today: dt.date) -> dt.date:
+    """Business dates before this one are more than max_event_age_days old: stored as suppressed_stale."""
+    return today - dt.timedelta(days=program.max_event_age_days)
+
+
+def enabled_event_types(program: Program) -> list[str]:
+    return [code for code in CATALOGUE if program.event_enabled(code)]
+
+
+def build_events(con: duckdb.DuckDBPyConnection, day: dt.date, program: Program, today: dt.date,
+                 send_stale: bool = False) -> dict:
+    """Replace the day's rows of loyalty_events; return counts per type and status, and the tier matrix."""
+    unknown = sorted(set(program.events) - set(CATALOGUE))
+    if unknown:
+        raise EventDerivationError(f"program.yaml events: unknown event type(s) {unknown}; "
+                                   f"known: {sorted(CATALOGUE)}")
+    snapshot_rows = con.execute("SELECT count(*) FROM snapshots WHERE snapshot_date = $day",
+                                {"day": day}).fetchone()[0]
+    if snapshot_rows == 0:
+        raise ExportError(f"no snapshot for {day}: materialize loyalty_snapshot for that day first")
+    previous = con.execute("SELECT max(snapshot_date) FROM snapshots WHERE snapshot_date < $day",
+                           {"day": day}).fetchone()[0]
+    stale_deltas = con.execute(
+        "SELECT count(*) FROM account_deltas WHERE snapshot_date = $day "
+        "AND previous_snapshot_date IS DISTINCT FROM $previous", {"day": day, "previous": previous}).fetchone()[0]
+    if stale_deltas:
+        raise ExportError(f"account_deltas of {day} compare with another day than the latest earlier "
+                          f"snapshot ({previous}): materialize account_deltas for {day} first")
+
+    prepare(con, program)  # temp tables tiers, tier_aliases
+    windows = program.expiry_reminder_days
+    con.execute("CREATE OR REPLACE TEMP TABLE reminder_windows (days INTEGER)")
+    con.executemany("INSERT INTO reminder_windows VALUES (?)", [(w,) for w in windows])
+    params = {
+        "default_reason": program.default_reason,
+        "grace_days": program.downgrade_grace_days,
+        "max_window": max(windows, default=0),
+        "cooldown": program.approaching_cooldown_days,
+        "approach_threshold": program.approaching_tier_threshold,
+        "basis": program.tier_basis,
+        "stale_before": stale_before(program, today),
+        "send_stale": send_stale,
+        "enabled": enabled_event_types(program),
+    }
+    with transaction(con):
+        rows = replace_day(con, "loyalty_events", day, sql("events"), params)
+        duplicates = con.execute(
+            "SELECT count(*) - count(DISTINCT event_key) FROM loyalty_events WHERE snapshot_date = $day",
+            {"day": day}).fetchone()[0]
+        if duplicates:  # a derivation bug; the transaction rolls back and the day keeps its old events
+            raise EventDerivationError(f"{day}: {duplicates} duplicate event keys derived")
+        _validate_day(con, day)
+
+    by_type = dict(con.execute(
+        "SELECT code_name, count(*) FROM loyalty_events WHERE snapshot_date = $day GROUP BY ALL",
+        {"day": day}).fetchall())
+    by_status = dict(con.execute(
+        "SELECT status, count(*) FROM loyalty_events WHERE snapshot_date = $day GROUP BY ALL",
+        {"day": day}).fetchall())
+    return {
+        "events": rows,
+        "baseline": previous is None,
+        "previous_snapshot_date": previous,
+        "today": today,
+        "stale_before": params["stale_before"],
+        "send_stale": send_stale,
+        # Every enabled type, zeros included, so each one is a continuous series in the UI.
+        "by_type": {code: by_type.get(code, 0) for code in params["enabled"]},
+        "by_status": {status: by_status.get(status, 0) for status in ("pending", "suppressed_stale")},
+        "tier_matrix": tier_matrix(con, day, previous, program),
+    }
+
+
+def _validate_day(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:
+    """Every stored payload must be exactly what its catalogue model produces (types, fields, no nulls)."""
+    cur = con.execute("SELECT event_key, code_name, metadata FROM loyalty_events WHERE snapshot_date = $day",
+                      {"day": day})
+    while batch := cur.fetchmany(_VALIDATE_BATCH):
+        for key, code, metadata in batch:
+            payload = json.loads(metadata)
+            try:
+                valid = validate_metadata(code, payload)
+            except ValueError as exc:
+                raise EventDerivationError(f"{day}: {code} {key[:12]}: invalid metadata {payload}: {exc}") from exc
+            if valid != payload:
+                raise EventDerivationError(f"{day}: {code} {key[:12]}: metadata {payload} is not canonical {valid}")
+
+
+def tier_matrix(con: duckdb.DuckDBPyConnection, day: dt.date, previous: dt.date | None,
+                program: Program) -> str:
+    """Markdown: members of D by tier on P (rows) and tier on D (columns); `(new)` = absent on P."""
+    if previous is None:
+        return "_baseline: no previous snapshot_"
+    cells = con.execute(
+        "SELECT CASE WHEN p.customer_id IS NULL THEN '(new)' ELSE coalesce(p.tier, '(none)') END, "
+        "coalesce(d.tier, '(none)'), count(*) "
+        "FROM snapshots d LEFT JOIN snapshots p ON p.snapshot_date = $previous AND p.customer_id = d.customer_id "
+        "WHERE d.snapshot_date = $day GROUP BY ALL", {"day": day, "previous": previous}).fetchall()
+    counts = {(before, after): n for before, after, n in cells}
+    tiers = [t.name for t in program.ordered_tiers()]
+    rows = [t for t in [*tiers, "(none)", "(new)"] if any(b == t for b, _ in counts)]
+    cols = [t for t in [*tiers, "(none)"] if any(a == t for _, a in counts)]
+    lines = ["| previous ↓ / new → | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
+    lines += [f"| {r} | " + " | ".join(str(counts.get((r, c), "")) for c in cols) + " |" for r in rows]
+    return "\n".join(lines)
