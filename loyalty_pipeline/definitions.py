@@ -7,7 +7,7 @@ import dagster as dg
 from . import settings
 from .defs.events import assets as events
 from .defs.ingest import assets as ingest
-from .defs.resources import ProgramResource, WarehouseResource
+from .defs.resources import OutboundResource, ProgramResource, WarehouseResource
 from .defs.snapshots import assets as snapshots
 
 DOMAINS = [ingest, snapshots, events]
@@ -26,6 +26,7 @@ def default_resources() -> dict:
             program_path=str(settings.program_path()), exports_dir=str(settings.exports_dir())
         ),
         "warehouse": WarehouseResource(path=str(settings.warehouse_path())),
+        "outbound": OutboundResource(dir=str(settings.outbound_dir())),
     }
 
 

@@ -10,7 +10,7 @@ import dagster as dg
 import duckdb
 
 from loyalty_pipeline.definitions import build_defs
-from loyalty_pipeline.defs.resources import ProgramResource, WarehouseResource
+from loyalty_pipeline.defs.resources import OutboundResource, ProgramResource, WarehouseResource
 from loyalty_pipeline.settings import PROJECT_ROOT
 
 DEFAULT_PROGRAM = PROJECT_ROOT / "data" / "program.yaml"
@@ -36,6 +36,7 @@ class Pipeline:
         self.root = root
         self.exports = root / "exports"
         self.warehouse = root / "warehouse" / "loyalty.duckdb"
+        self.outbound = root / "outbound"
         self.program_path = program_path
         self.instance = dg.DagsterInstance.ephemeral()
         self.today = today
@@ -46,6 +47,7 @@ class Pipeline:
             "program": ProgramResource(program_path=str(self.program_path), exports_dir=str(self.exports),
                                        today=self.today),
             "warehouse": WarehouseResource(path=str(self.warehouse)),
+            "outbound": OutboundResource(dir=str(self.outbound)),
         }
 
     def build(self) -> dg.Definitions:

@@ -58,3 +58,12 @@ class WarehouseResource(dg.ConfigurableResource):
         """Copy the day of each table to the analysts' Parquet files (see warehouse/analytics.py)."""
         for table in tables:
             publish_day(con, Path(self.path), table, day)
+
+
+class OutboundResource(dg.ConfigurableResource):
+    """Where files for other systems are written: one folder per destination (e.g. reelevant/)."""
+
+    dir: str
+
+    def folder(self, destination: str) -> Path:
+        return Path(self.dir) / destination
