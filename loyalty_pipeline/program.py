@@ -45,6 +45,27 @@ class Tier(_Strict):
     benefits: list[str] = Field(default_factory=list)
 
 
+class Operations(_Strict):
+    """Schedules, sensors and volume guards (loyalty_pipeline/defs/operations/)."""
+
+    schedule_time: dt.time = dt.time(6, 0)        # local (program time zone): run the previous business date
+    freshness_deadline: dt.time = dt.time(9, 0)   # local: yesterday's partition must be done by then
+    member_count_band: float = Field(default=0.2, gt=0)  # max relative drop/rise of members vs previous day
+    event_volume_band: float = Field(default=1.0, gt=0)  # max relative rise of events vs previous day
+    event_volume_floor: int = Field(default=100, ge=0)   # a day with at most this many events always passes
+    unknown_tier_max_share: float = Field(default=0.01, ge=0, le=1)  # of raw rows quarantined as unknown_tier
+    export_settle_seconds: int = Field(default=60, ge=0)  # the sensor waits until a file is this old
+    failure_webhook_url: str | None = None  # run failures are POSTed here too (env LOYALTY_FAILURE_WEBHOOK_URL wins)
+
+    @field_validator("schedule_time", "freshness_deadline", mode="before")
+    @classmethod
+    def _quoted_time(cls, value: object) -> object:
+        # YAML reads an unquoted 06:00 as the base-60 integer 360: insist on a string.
+        if not isinstance(value, str | dt.time):
+            raise ValueError(f'expected a quoted local time such as "06:00", got {value!r}')
+        return value
+
+
 class Program(_Strict):
     name: str = "Loyalty program"
     timezone: str = "UTC"
@@ -61,6 +82,7 @@ class Program(_Strict):
     negative_balance_floor: int = -10_000
     # Event types can be switched off one by one: {"loyalty.tier_joined": false}.
     events: dict[str, bool] = Field(default_factory=dict)
+    operations: Operations = Operations()
 
     @field_validator("timezone")
     @classmethod
