@@ -7,10 +7,11 @@ import dagster as dg
 from . import settings
 from .defs.events import assets as events
 from .defs.ingest import assets as ingest
+from .defs.reelevant import assets as reelevant
 from .defs.resources import OutboundResource, ProgramResource, WarehouseResource
 from .defs.snapshots import assets as snapshots
 
-DOMAINS = [ingest, snapshots, events]
+DOMAINS = [ingest, snapshots, events, reelevant]
 
 daily_job = dg.define_asset_job(
     "daily_job",
