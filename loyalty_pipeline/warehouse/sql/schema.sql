@@ -121,3 +121,66 @@ CREATE TABLE IF NOT EXISTS loyalty_events (
     metadata      JSON NOT NULL,         -- the event's metaData, valid against its catalogue model
     status        VARCHAR NOT NULL       -- pending | suppressed_stale
 );
+
+-- ShopiMind delivery (loyalty_pipeline/shopimind/). `destination` is the API base URL (never the key):
+-- "sent" means acknowledged by that destination, so pointing the pipeline elsewhere starts afresh.
+-- None of these tables is partitioned: re-running a day never deletes delivery history.
+
+-- The bootstrap, one row per destination: the LoyaltyAccount definition id and the declared event types.
+CREATE TABLE IF NOT EXISTS shopimind_setup (
+    destination     VARCHAR NOT NULL,
+    definition_name VARCHAR NOT NULL,
+    definition_id   BIGINT NOT NULL,
+    event_types     VARCHAR[] NOT NULL,
+    checked_at      TIMESTAMPTZ NOT NULL
+);
+
+-- Current delivery state, one row per destination, kind and key (never deleted by re-runs).
+CREATE TABLE IF NOT EXISTS delivery_state (
+    destination      VARCHAR NOT NULL,
+    kind             VARCHAR NOT NULL,   -- account (key = customer_id) | event (key = event_key)
+    key              VARCHAR NOT NULL,
+    snapshot_date    DATE NOT NULL,      -- partition of the latest attempt
+    customer_id      VARCHAR NOT NULL,
+    code_name        VARCHAR,            -- events only
+    status           VARCHAR NOT NULL,   -- in_flight | sent | rejected | failed | uncertain | suppressed_stale
+    http_status      INTEGER,
+    error            VARCHAR,            -- the API's message (rejected) or the transport error (failed)
+    attempts         INTEGER NOT NULL,   -- delivery attempts so far (each may span several HTTP retries)
+    payload_hash     VARCHAR,            -- accounts: md5 of the mapped values of the latest attempt
+    first_attempt_at TIMESTAMPTZ,
+    last_attempt_at  TIMESTAMPTZ,
+    sent_at          TIMESTAMPTZ,
+    updated_at       TIMESTAMPTZ NOT NULL
+);
+
+-- Append-only: one row per record or event and delivery attempt (and per reconciliation).
+CREATE TABLE IF NOT EXISTS sync_log (
+    logged_at     TIMESTAMPTZ NOT NULL,
+    run_id        VARCHAR,
+    destination   VARCHAR NOT NULL,
+    kind          VARCHAR NOT NULL,
+    key           VARCHAR NOT NULL,
+    snapshot_date DATE NOT NULL,
+    customer_id   VARCHAR NOT NULL,
+    code_name     VARCHAR,
+    status        VARCHAR NOT NULL,      -- sent | rejected | failed | uncertain | suppressed_stale
+    http_status   INTEGER,
+    error         VARCHAR,
+    attempt       INTEGER NOT NULL,      -- delivery_state.attempts after this attempt
+    requests      INTEGER NOT NULL,      -- HTTP requests this attempt took (retries, 429s included)
+    note          VARCHAR                -- e.g. "reconciled: found in event histories"
+);
+
+-- What ShopiMind holds for each member, as last ACKNOWLEDGED (2xx and not rejected).
+CREATE TABLE IF NOT EXISTS account_sync_state (
+    destination        VARCHAR NOT NULL,
+    customer_id        VARCHAR NOT NULL,
+    snapshot_date      DATE NOT NULL,    -- the snapshot these values came from
+    points_balance     BIGINT NOT NULL,
+    tier               VARCHAR NOT NULL, -- '' = no tier (the definition requires a text)
+    tier_since         DATE,
+    next_expiry_date   DATE,
+    next_expiry_amount BIGINT,
+    acknowledged_at    TIMESTAMPTZ NOT NULL
+);

@@ -1,0 +1,473 @@
+"""Delivery to ShopiMind: what to send (set-based SQL), sending it (threads), and what happened (ledger).
+
+DuckDB is only touched from the calling thread: candidates stream from a cursor in chunks, a thread
+pool sends a chunk (sharing one client, one rate limit), and the chunk's outcomes are written in one
+transaction. Memory is flat in the number of members.
+
+Guarantees (DESIGN.md invariants 5-9):
+- a key is `sent` only on a 2xx for its request and its absence from `rejected_items`;
+- an event is committed `in_flight` before its request leaves; an `in_flight` or `uncertain` event is
+  looked up in the event histories before anything is resent; `sent`/`rejected` events are never resent;
+- an account is sent only when its mapped values differ from the last acknowledged push, and only from
+  the newest snapshot, so an old day never overwrites newer state.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from ..warehouse.connection import bind, sql
+from .client import AuthError, Result, ShopiMindClient, ShopiMindError
+from .models import (
+    BulkResponse,
+    ContactResolver,
+    LoyaltyAccountRecord,
+    TriggerBody,
+    rejected_index,
+    rejected_message,
+)
+
+_STATUS = {"ok": "sent", "rejected": "rejected", "failed": "failed", "uncertain": "uncertain"}
+_TOO_LARGE = re.compile(r"too (many|large|long|big)|maximum|\bmax\b|limit|exceed", re.IGNORECASE)
+HISTORY_PAGE = 100
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    batch_size: int = 20  # records per saveCustomDataRecords call (the API: 20, maybe 50)
+    concurrency: int = 8  # requests in flight
+    chunk_batches: int = 4  # a chunk = concurrency x chunk_batches requests, written in one transaction
+    history_visibility_s: float = 5.0  # an event may take this long to show in the histories
+    reconcile_margin_s: float = 300.0  # clock skew allowance when searching the histories
+    resend_rounds: int = 3  # reconcile-then-resend rounds for events that went uncertain during the run
+    carry_days: int = 3  # failed events of this many earlier days are retried by a day's run
+    samples: int = 3  # sample payloads in a dry run's metadata
+
+    @property
+    def chunk_size(self) -> int:
+        return self.concurrency * self.chunk_batches
+
+
+@dataclass
+class Outcome:
+    kind: str  # account | event
+    key: str
+    snapshot_date: dt.date
+    customer_id: str
+    code_name: str | None
+    status: str
+    http_status: int | None = None
+    error: str | None = None
+    requests: int = 0
+    attempt_inc: int = 0
+    payload_hash: str | None = None
+    note: str | None = None
+    fatal: bool = False  # the whole run must stop (bad key): recorded, then raised
+
+
+_OUTCOME_SCHEMA = pa.schema([
+    ("kind", pa.string()), ("key", pa.string()), ("snapshot_date", pa.date32()), ("customer_id", pa.string()),
+    ("code_name", pa.string()), ("status", pa.string()), ("http_status", pa.int32()), ("error", pa.string()),
+    ("requests", pa.int32()), ("attempt_inc", pa.int32()), ("payload_hash", pa.string()), ("note", pa.string()),
+])
+
+
+class Ledger:
+    """The warehouse side of delivery: delivery_state (current), sync_log (append-only), acknowledgements."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, destination: str, run_id: str | None = None) -> None:
+        self.con, self.destination = con, destination
+        self.run_id = run_id or f"adhoc-{uuid.uuid4()}"
+
+    def _params(self, statement: str) -> dict:
+        return bind(statement, {"destination": self.destination, "run_id": self.run_id})
+
+    def mark_in_flight(self, rows: list[tuple]) -> None:
+        """rows: (key, snapshot_date, customer_id, code_name). Committed before anything is sent."""
+        batch = pa.table({"key": [r[0] for r in rows], "snapshot_date": pa.array([r[1] for r in rows], pa.date32()),
+                          "customer_id": [r[2] for r in rows], "code_name": [r[3] for r in rows]})
+        statement = sql("shopimind_mark_in_flight")
+        self.con.register("batch", batch)
+        try:
+            self.con.execute("BEGIN TRANSACTION")
+            self.con.execute(statement, self._params(statement))
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        finally:
+            self.con.unregister("batch")
+
+    def record(self, outcomes: list[Outcome]) -> None:
+        if not outcomes:
+            return
+        columns = {name: [getattr(o, name) for o in outcomes] for name in _OUTCOME_SCHEMA.names}
+        table = pa.Table.from_pydict(columns, schema=_OUTCOME_SCHEMA)
+        self.con.register("outcomes", table)
+        try:
+            self.con.execute("BEGIN TRANSACTION")
+            for name in ("shopimind_state_merge", "shopimind_log_insert", "shopimind_ack_merge"):
+                statement = sql(name)
+                self.con.execute(statement, self._params(statement))
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        finally:
+            self.con.unregister("outcomes")
+
+    def run_summary(self, kind: str) -> dict[tuple[str, str | None], int]:
+        """Final status of every key this run touched: {(status, code_name): count}."""
+        rows = self.con.execute(
+            "SELECT d.status, d.code_name, count(*) FROM delivery_state d WHERE d.destination = $destination "
+            "AND d.kind = $kind AND d.key IN (SELECT key FROM sync_log WHERE run_id = $run_id AND kind = $kind "
+            "AND destination = $destination) GROUP BY ALL",
+            {"destination": self.destination, "kind": kind, "run_id": self.run_id}).fetchall()
+        return {(status, code): n for status, code, n in rows}
+
+
+def _stream(con: duckdb.DuckDBPyConnection, query: str, params: dict, size: int) -> Iterator[list[tuple]]:
+    """Rows of `query` in chunks, from a cursor of their own so the caller can write meanwhile."""
+    cursor = con.cursor()
+    try:
+        cursor.execute(query, bind(query, params))
+        while rows := cursor.fetchmany(size):
+            yield rows
+    finally:
+        cursor.close()
+
+
+def _actions(con: duckdb.DuckDBPyConnection, query: str, params: dict, by: str) -> dict[tuple, int]:
+    statement = f"SELECT action, {by}, count(*) FROM ({query}) GROUP BY ALL"
+    return {(a, b): n for a, b, n in con.execute(statement, bind(statement, params)).fetchall()}
+
+
+# -- accounts ---------------------------------------------------------------------------------------
+
+_ACCOUNT_COLUMNS = ("customer_id, points_balance, tier, tier_since, next_expiry_date, next_expiry_amount, "
+                    "payload_hash")
+
+
+def account_record(row: tuple) -> dict[str, Any]:
+    customer_id, balance, tier, tier_since, expiry_date, expiry_amount = row[:6]
+    return LoyaltyAccountRecord(
+        contact_id=ContactResolver(by="id_customer", value=customer_id), points_balance=balance, tier=tier,
+        tier_since=tier_since, next_expiry_date=expiry_date, next_expiry_amount=expiry_amount,
+    ).model_dump(mode="json")
+
+
+class _BatchSize:
+    """Shrinks for the rest of the run when the API says a batch is too large."""
+
+    def __init__(self, size: int) -> None:
+        self.size, self.lock = size, threading.Lock()
+
+    def shrink(self, size: int) -> None:
+        with self.lock:
+            self.size = max(1, min(self.size, size))
+
+
+def _save(client: ShopiMindClient, id_definition: int, rows: list[tuple], records: list[dict], day: dt.date,
+          sizer: _BatchSize) -> list[Outcome]:
+    def outcome(i: int, status: str, result: Result | None, error: str | None = None, note: str | None = None
+                ) -> Outcome:
+        return Outcome("account", rows[i][0], day, rows[i][0], None, status,
+                       http_status=result.status if result else None, error=error,
+                       requests=result.requests if result else 0, attempt_inc=1, payload_hash=rows[i][6],
+                       note=note)
+
+    try:
+        result = client.save_records(id_definition, json.dumps(records).encode())
+    except AuthError as exc:
+        return [Outcome("account", r[0], day, r[0], None, "failed", error=str(exc), attempt_inc=1,
+                        payload_hash=r[6], fatal=True) for r in rows]
+    if result.outcome in ("failed", "uncertain"):  # upserts are idempotent: failed, retried next run
+        return [outcome(i, "failed", result, result.error) for i in range(len(rows))]
+    items = BulkResponse.model_validate(result.body).rejected_items if isinstance(result.body, dict) else []
+    if result.outcome == "rejected" and not items:
+        if len(rows) > 1 and _TOO_LARGE.search(result.error or ""):
+            half = len(rows) // 2
+            sizer.shrink(half)
+            return (_save(client, id_definition, rows[:half], records[:half], day, sizer)
+                    + _save(client, id_definition, rows[half:], records[half:], day, sizer))
+        return [outcome(i, "rejected", result, result.error) for i in range(len(rows))]
+    rejected: dict[int, str] = {}
+    unmapped = []
+    for item in items:
+        index = rejected_index(item, records)
+        if index is None:
+            unmapped.append(rejected_message(item))
+        else:
+            rejected[index] = rejected_message(item)
+    out = []
+    for i in range(len(rows)):
+        if i in rejected:
+            out.append(outcome(i, "rejected", result, rejected[i]))
+        elif result.outcome == "rejected":  # a whole-request 400 listing items: the rest are refused too
+            out.append(outcome(i, "rejected", result, result.error))
+        elif unmapped:  # cannot tell which ones were refused: not acknowledged, sent again next run
+            out.append(outcome(i, "failed", result, f"unattributable rejected_items: {unmapped[0]}"))
+        else:
+            out.append(outcome(i, "sent", result))
+    return out
+
+
+def _account_params(day: dt.date, destination: str) -> dict:
+    return {"day": day, "destination": destination}
+
+
+def preview_accounts(con: duckdb.DuckDBPyConnection, day: dt.date, destination: str,
+                     settings: DeliverySettings = DeliverySettings()) -> dict:
+    """Dry run: what shopimind_accounts would do. Reads only."""
+    query, params = sql("shopimind_accounts"), _account_params(day, destination)
+    actions = {a: n for (a, _), n in _actions(con, query, params, "NULL").items()}
+    statement = f"SELECT {_ACCOUNT_COLUMNS} FROM ({query}) WHERE action = 'send' ORDER BY customer_id LIMIT $n"
+    sample = con.execute(statement, bind(statement, {**params, "n": settings.samples})).fetchall()
+    return {"actions": actions, "samples": [account_record(r) for r in sample]}
+
+
+def deliver_accounts(con: duckdb.DuckDBPyConnection, client: ShopiMindClient, day: dt.date, destination: str,
+                     id_definition: int, settings: DeliverySettings = DeliverySettings(),
+                     run_id: str | None = None) -> dict:
+    """Upsert the LoyaltyAccount of every enrolled member of `day` whose mapped values changed."""
+    ledger = Ledger(con, destination, run_id)
+    query, params = sql("shopimind_accounts"), _account_params(day, destination)
+    actions = {a: n for (a, _), n in _actions(con, query, params, "NULL").items()}
+    sizer = _BatchSize(settings.batch_size)
+    not_attempted = 0
+    fatal: str | None = None
+    select = f"SELECT {_ACCOUNT_COLUMNS} FROM ({query}) WHERE action = 'send' ORDER BY customer_id"
+    with ThreadPoolExecutor(settings.concurrency, thread_name_prefix="shopimind") as pool:
+        for rows in _stream(con, select, params, settings.chunk_size * settings.batch_size):
+            if fatal or client.time_left() <= 0:
+                not_attempted += len(rows)  # no state written: the diff selects them again next run
+                continue
+            size = sizer.size
+            batches = [rows[i:i + size] for i in range(0, len(rows), size)]
+            results = pool.map(lambda b: _save(client, id_definition, b, [account_record(r) for r in b], day,
+                                               sizer), batches)
+            outcomes = [o for batch in results for o in batch]
+            ledger.record(outcomes)
+            fatal = next((o.error for o in outcomes if o.fatal), None)
+    if fatal:
+        raise ShopiMindError(fatal)
+    final = Counter()
+    for (status, _), n in ledger.run_summary("account").items():
+        final[status] += n
+    return {"actions": actions, "final": dict(final), "not_attempted": not_attempted,
+            "batch_size": sizer.size, "run_id": ledger.run_id}
+
+
+# -- events -----------------------------------------------------------------------------------------
+
+_EVENT_COLUMNS = "event_key, snapshot_date, customer_id, email, code_name, metadata"
+
+
+def trigger_body(row: tuple) -> bytes:
+    key, _, customer_id, email, _, metadata = row[:6]
+    return TriggerBody.for_event(email, customer_id, json.loads(metadata), key).to_json()
+
+
+def _trigger(client: ShopiMindClient, row: tuple) -> Outcome:
+    key, day, customer_id, _, code_name, _ = row[:6]
+    try:
+        body = trigger_body(row)
+    except ValueError as exc:  # never sent: a payload the API would refuse anyway
+        return Outcome("event", key, day, customer_id, code_name, "rejected", error=f"invalid payload: {exc}")
+    try:
+        result = client.trigger(code_name, body)
+    except AuthError as exc:
+        return Outcome("event", key, day, customer_id, code_name, "failed", error=str(exc), fatal=True)
+    return Outcome("event", key, day, customer_id, code_name, _STATUS[result.outcome], http_status=result.status,
+                   error=result.error, requests=result.requests)
+
+
+def _event_params(day: dt.date, destination: str, settings: DeliverySettings) -> dict:
+    return {"day": day, "destination": destination, "carry_days": settings.carry_days}
+
+
+def preview_events(con: duckdb.DuckDBPyConnection, day: dt.date, destination: str,
+                   settings: DeliverySettings = DeliverySettings()) -> dict:
+    """Dry run: what shopimind_events would do. Reads only."""
+    query, params = sql("shopimind_events"), _event_params(day, destination, settings)
+    actions = _actions(con, query, params, "code_name")
+    statement = (f"SELECT {_EVENT_COLUMNS} FROM ({query}) WHERE action = 'send' "
+                 "ORDER BY snapshot_date, code_name, event_key LIMIT $n")
+    sample = con.execute(statement, bind(statement, {**params, "n": settings.samples})).fetchall()
+    samples = [{"code_name": r[4], "body": json.loads(trigger_body(r))} for r in sample]
+    return {"actions": actions, "samples": samples}
+
+
+def _history_key(row: dict[str, Any]) -> str | None:
+    """Our event_key inside a history row (payload.metaData in the emulator; tolerate flatter shapes)."""
+    payload = row.get("payload") if isinstance(row.get("payload"), dict) else {}
+    for meta in (payload.get("metaData"), row.get("metaData"), payload):
+        if isinstance(meta, dict) and isinstance(meta.get("event_key"), str):
+            return meta["event_key"]
+    return None
+
+
+def _find_in_histories(client: ShopiMindClient, code_name: str, since: str, wanted: set[str]
+                       ) -> tuple[set[str] | None, int, str | None]:
+    """Which of `wanted` ShopiMind recorded for `code_name` since `since`: (found, requests, error)."""
+    found: set[str] = set()
+    offset = requests = 0
+    while found != wanted:
+        result = client.histories({
+            "limit": HISTORY_PAGE, "offset": offset, "order": [{"field": "id", "type": "asc"}],
+            "filter": [{"field": "code_name", "operator": "EQUALS", "values": code_name},
+                       {"field": "date_creation", "operator": "GREATER_THAN_OR_EQUAL_TO", "values": since}],
+        })
+        requests += result.requests
+        if not result.ok or not isinstance(result.body, dict):
+            return None, requests, result.error or "unreadable event histories"
+        page = result.body.get("data") or []
+        found |= {k for row in page if isinstance(row, dict) and (k := _history_key(row)) in wanted}
+        pagination = (result.body.get("meta") or {}).get("pagination") or {}
+        if not page or not pagination.get("has_next_page"):
+            break
+        offset += len(page)
+    return found, requests, None
+
+
+def reconcile(con: duckdb.DuckDBPyConnection, client: ShopiMindClient, ledger: Ledger,
+              settings: DeliverySettings, keys: list[str] | None = None) -> dict[str, int]:
+    """Settle in_flight/uncertain events (all of the destination, or `keys`) against the histories:
+    found → sent; not found → failed (resent by the caller); histories unreachable → stay uncertain."""
+    query = ("SELECT key, snapshot_date, customer_id, code_name, "
+             "strftime(first_attempt_at AT TIME ZONE 'UTC' - to_seconds($margin), '%Y-%m-%dT%H:%M:%S.%gZ'), "
+             "epoch(now()) - epoch(last_attempt_at) FROM delivery_state WHERE destination = $destination "
+             "AND kind = 'event' AND status IN ('in_flight', 'uncertain')"
+             + (" AND key IN (SELECT unnest($keys))" if keys is not None else ""))
+    params = {"destination": ledger.destination, "margin": settings.reconcile_margin_s, "keys": keys}
+    rows = con.execute(query, bind(query, params)).fetchall()
+    stats = Counter()
+    if not rows:
+        return dict(stats)
+    # An accepted trigger may take a moment to be listed: do not conclude "lost" too early.
+    youngest = min(r[5] for r in rows)
+    if youngest < settings.history_visibility_s:
+        time.sleep(min(settings.history_visibility_s - youngest, max(client.time_left(), 0)))
+    groups: dict[str, list[tuple]] = {}
+    for row in rows:
+        groups.setdefault(row[3], []).append(row)
+    for code_name, group in groups.items():
+        since = min(r[4] for r in group)
+        found, requests, error = _find_in_histories(client, code_name, since, {r[0] for r in group})
+        outcomes = []
+        for key, day, customer_id, _, _, _ in group:
+            if found is None:
+                status, note = "uncertain", f"reconcile failed: {error}"
+            elif key in found:
+                status, note = "sent", "reconciled: found in event histories"
+            else:
+                status, note = "failed", "reconciled: not in event histories, to be resent"
+            stats[status] += 1
+            outcomes.append(Outcome("event", key, day, customer_id, code_name, status, requests=requests,
+                                    error=None if status == "sent" else note, note=note))
+        ledger.record(outcomes)
+    return {{"sent": "found", "failed": "not_found", "uncertain": "unresolved"}[k]: v for k, v in stats.items()}
+
+
+def _send_events(con: duckdb.DuckDBPyConnection, client: ShopiMindClient, ledger: Ledger, pool: ThreadPoolExecutor,
+                 chunks: Iterator[list[tuple]]) -> tuple[list[str], int, str | None]:
+    """Mark each chunk in flight (committed), trigger it concurrently, record the outcomes.
+    Returns (keys that went uncertain, events not attempted for lack of time, fatal error)."""
+    uncertain: list[str] = []
+    not_attempted = 0
+    fatal: str | None = None
+    for rows in chunks:
+        if fatal or client.time_left() <= 0:
+            # Recorded as failed so that the next run (or the next day's, within carry_days) retries them.
+            reason = fatal or "not attempted: run deadline reached"
+            ledger.record([Outcome("event", r[0], r[1], r[2], r[4], "failed", error=reason) for r in rows])
+            not_attempted += len(rows)
+            continue
+        ledger.mark_in_flight([(r[0], r[1], r[2], r[4]) for r in rows])
+        outcomes = list(pool.map(lambda r: _trigger(client, r), rows))
+        ledger.record(outcomes)
+        uncertain += [o.key for o in outcomes if o.status == "uncertain"]
+        fatal = fatal or next((o.error for o in outcomes if o.fatal), None)
+    return uncertain, not_attempted, fatal
+
+
+def deliver_events(con: duckdb.DuckDBPyConnection, client: ShopiMindClient, day: dt.date, destination: str,
+                   settings: DeliverySettings = DeliverySettings(), run_id: str | None = None) -> dict:
+    """Trigger every pending event of `day` (and failed ones of the carry window) not yet delivered."""
+    ledger = Ledger(con, destination, run_id)
+    reconciled = Counter(reconcile(con, client, ledger, settings))  # crash leftovers first
+    query, params = sql("shopimind_events"), _event_params(day, destination, settings)
+    actions = _actions(con, query, params, "code_name")
+
+    # Stale events: recorded once as suppressed_stale, never sent.
+    stale = f"SELECT {_EVENT_COLUMNS} FROM ({query}) WHERE action = 'suppressed_stale' AND NOT already_suppressed"
+    for rows in _stream(con, stale, params, 10_000):
+        ledger.record([Outcome("event", r[0], r[1], r[2], r[4], "suppressed_stale",
+                               note="older than max_event_age_days when derived") for r in rows])
+
+    select = (f"SELECT {_EVENT_COLUMNS} FROM ({query}) WHERE action = 'send' "
+              "ORDER BY snapshot_date, code_name, event_key")
+    with ThreadPoolExecutor(settings.concurrency, thread_name_prefix="shopimind") as pool:
+        uncertain, not_attempted, fatal = _send_events(
+            con, client, ledger, pool, _stream(con, select, params, settings.chunk_size))
+        # Lost answers during this run: look them up, resend those ShopiMind never recorded.
+        for _ in range(settings.resend_rounds):
+            if not uncertain or fatal or client.time_left() <= 0:
+                break
+            reconciled.update(reconcile(con, client, ledger, settings, uncertain))
+            resend = ("SELECT e.event_key, e.snapshot_date, e.customer_id, e.email, e.code_name, e.metadata "
+                      "FROM loyalty_events e JOIN delivery_state d ON d.destination = $destination "
+                      "AND d.kind = 'event' AND d.key = e.event_key AND d.status = 'failed' "
+                      "WHERE e.event_key IN (SELECT unnest($keys)) ORDER BY e.event_key")
+            uncertain, late, fatal = _send_events(
+                con, client, ledger, pool,
+                _stream(con, resend, {"destination": destination, "keys": uncertain}, settings.chunk_size))
+            not_attempted += late
+    if fatal:
+        raise ShopiMindError(fatal)
+    return {"actions": actions, "final": ledger.run_summary("event"), "reconciled": dict(reconciled),
+            "not_attempted": not_attempted, "run_id": ledger.run_id}
+
+
+def pending_problems(con: duckdb.DuckDBPyConnection, destination: str) -> dict[str, int]:
+    """Keys that need attention at this destination, whatever their day: {status: count}."""
+    return dict(con.execute(
+        "SELECT kind || '/' || status, count(*) FROM delivery_state WHERE destination = $destination "
+        "AND status IN ('rejected', 'failed', 'uncertain', 'in_flight') GROUP BY ALL",
+        {"destination": destination}).fetchall())
+
+
+def replay(con: duckdb.DuckDBPyConnection, *, destination: str | None = None, kind: str | None = None,
+           day: dt.date | None = None, code_name: str | None = None) -> int:
+    """Make rejected keys eligible again once their cause is fixed (data corrected, event type
+    redeclared...). They go out with the next run of their day (events; or of a day within carry_days
+    after it) or of the newest day (accounts). Returns how many keys were released."""
+    where = ["status = 'rejected'"]
+    params: dict[str, Any] = {}
+    for column, value in (("destination", destination), ("kind", kind), ("snapshot_date", day),
+                          ("code_name", code_name)):
+        if value is not None:
+            where.append(f"{column} = ${column}")
+            params[column] = value
+    condition = " AND ".join(where)
+    con.execute("BEGIN TRANSACTION")
+    n = con.execute(f"SELECT count(*) FROM delivery_state WHERE {condition}", params).fetchone()[0]
+    # failed with no payload_hash: no longer matches the refused payload, so it is retried like a failure.
+    con.execute("UPDATE delivery_state SET status = 'failed', payload_hash = NULL, updated_at = now(), "
+                "error = 'replay requested; was rejected: ' || coalesce(error, '') "
+                f"WHERE {condition}", params)
+    con.execute("COMMIT")
+    return n

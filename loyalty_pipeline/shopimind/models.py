@@ -1,0 +1,173 @@
+"""Typed ShopiMind payloads: what the pipeline sends, and the parts of the answers it relies on.
+
+Request models are strict (`extra="forbid"`): the API rejects unknown properties, so a typo must
+fail here rather than as thousands of 400s. Response models are lenient: the contract leaves their
+exact shapes open (reference/shopimind-api.md, Unknowns #2, #3, #6).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DefinitionField(_Request):
+    name: str
+    label: str
+    type: Literal["bool", "text", "longtext", "number", "decimal", "list", "date", "datetime", "json",
+                  "geolocation"]
+    required: bool
+
+
+class Relationship(_Request):
+    sourceField: str  # noqa: N815 (API spelling)
+    targetSchemaType: Literal["system", "custom"]  # noqa: N815
+    targetSchema: str  # noqa: N815
+    targetField: str  # noqa: N815
+
+
+class CustomDataDefinition(_Request):
+    name: str
+    description: str
+    unique_keys: list[str]
+    fields: list[DefinitionField]
+    relationships: list[Relationship]
+
+
+# Step 1 of ShopiMind's tiered-loyalty use case (shared/seeds/000), byte for byte in meaning.
+LOYALTY_ACCOUNT = CustomDataDefinition(
+    name="LoyaltyAccount",
+    description="Current state of the loyalty program for a contact",
+    unique_keys=["contact_id"],
+    fields=[
+        DefinitionField(name="contact_id", label="Contact", type="number", required=True),
+        DefinitionField(name="points_balance", label="Points balance", type="number", required=True),
+        DefinitionField(name="tier", label="Tier", type="text", required=True),
+        DefinitionField(name="tier_since", label="Tier since", type="date", required=False),
+        DefinitionField(name="next_expiry_date", label="Next expiry date", type="date", required=False),
+        DefinitionField(name="next_expiry_amount", label="Points at risk", type="number", required=False),
+    ],
+    relationships=[Relationship(sourceField="contact_id", targetSchemaType="system", targetSchema="contacts",
+                                targetField="id_contact")],
+)
+# The mapped fields: a record is re-sent only when one of these changed since the last acknowledged push.
+ACCOUNT_FIELDS = ("points_balance", "tier", "tier_since", "next_expiry_date", "next_expiry_amount")
+
+
+class ContactResolver(_Request):
+    """A relation to a system contact, resolved server-side: {"by": "id_customer", "value": "0042"}."""
+
+    by: Literal["id_contact", "email", "id_customer"]
+    value: str | int
+
+
+class LoyaltyAccountRecord(_Request):
+    """One LoyaltyAccount row. Optional fields are always sent (null clears a stale value upstream)."""
+
+    contact_id: ContactResolver
+    points_balance: int
+    tier: str  # required by the definition; a member without a tier is sent "" (see README)
+    tier_since: dt.date | None
+    next_expiry_date: dt.date | None
+    next_expiry_amount: int | None
+
+    @field_serializer("tier_since", "next_expiry_date")
+    def _iso(self, value: dt.date | None) -> str | None:
+        return value.isoformat() if value else None
+
+
+class EventType(_Request):
+    """createEvent body."""
+
+    name: str
+    code_name: str
+    properties: dict[str, Any]
+
+
+class TriggerContact(_Request):
+    email: str | None = None
+    id_customer: str | None = None
+
+
+class TriggerBody(_Request):
+    """triggerEvent body: the contact by email (customer id when there is none) and the metaData."""
+
+    contact: TriggerContact
+    metaData: dict[str, Any]  # noqa: N815
+
+    @classmethod
+    def for_event(cls, email: str | None, customer_id: str, metadata: dict[str, Any], event_key: str
+                  ) -> TriggerBody:
+        contact = TriggerContact(email=email) if email else TriggerContact(id_customer=customer_id)
+        return cls(contact=contact, metaData={**metadata, "event_key": event_key})
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(exclude_none=True).encode()
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class BulkResponse(_Lenient):
+    """saveCustomDataRecords answer: counters top-level, rejected items in any shape."""
+
+    sent_count: int | None = None
+    rejected_count: int | None = None
+    rejected_items: list[Any] = Field(default_factory=list)
+
+
+def rejected_index(item: Any, batch: list[dict[str, Any]]) -> int | None:
+    """Position in `batch` of one rejected item: its `index` (the emulator's shape), else the batch
+    entry equal to its payload (a shape with only the payload); None when it cannot be told."""
+    if isinstance(item, dict):
+        for key in ("index", "idx", "position"):
+            value = item.get(key)
+            if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(batch):
+                return value
+        payload = item.get("payload", item.get("item", item.get("record")))
+        if isinstance(payload, dict):
+            matches = [i for i, entry in enumerate(batch) if entry == payload]
+            if len(matches) == 1:
+                return matches[0]
+            contact = payload.get("contact_id")
+            matches = [i for i, entry in enumerate(batch) if entry.get("contact_id") == contact]
+            if contact is not None and len(matches) == 1:
+                return matches[0]
+    return None
+
+
+def rejected_message(item: Any) -> str:
+    """The API's reason for one rejected item, as one line ("tier: is required; …")."""
+    if isinstance(item, dict):
+        errors = item.get("errors", item.get("error", item.get("message")))
+        if isinstance(errors, list):
+            parts = []
+            for err in errors:
+                if isinstance(err, dict):
+                    field, message = err.get("field"), err.get("message", err.get("msg", err))
+                    parts.append(f"{field}: {message}" if field else str(message))
+                else:
+                    parts.append(str(err))
+            return "; ".join(parts)[:1000]
+        if errors is not None:
+            return str(errors)[:1000]
+    return json.dumps(item, default=str)[:1000]
+
+
+def error_message(body: Any, fallback: str) -> str:
+    """The `message` of an error body (NestJS style, possibly a list), else the fallback."""
+    if isinstance(body, dict):
+        message = body.get("message")
+        if isinstance(message, list):
+            return "; ".join(map(str, message))[:1000]
+        if message:
+            return str(message)[:1000]
+    return fallback

@@ -1,0 +1,28 @@
+-- Enrolled members of $day and what shopimind_accounts does with each at $destination:
+--   unchanged          the mapped values equal the last acknowledged push
+--   suppressed_stale   $day is not the newest snapshot (or older than what was pushed): never regress
+--   rejected_unchanged the same values were rejected before: not retried blindly (see README: replay)
+--   send               everything else (new, changed, or failed before)
+WITH members AS (
+    SELECT customer_id, points_balance, coalesce(tier, '') AS tier, tier_since, next_expiry_date,
+           next_expiry_amount,
+           md5(to_json({b: points_balance, t: coalesce(tier, ''), s: tier_since, d: next_expiry_date,
+                        a: next_expiry_amount})::VARCHAR) AS payload_hash
+    FROM snapshots
+    WHERE snapshot_date = $day AND enrolled
+)
+SELECT m.*,
+       CASE
+           WHEN a.customer_id IS NOT NULL
+                AND m.points_balance IS NOT DISTINCT FROM a.points_balance
+                AND m.tier IS NOT DISTINCT FROM a.tier
+                AND m.tier_since IS NOT DISTINCT FROM a.tier_since
+                AND m.next_expiry_date IS NOT DISTINCT FROM a.next_expiry_date
+                AND m.next_expiry_amount IS NOT DISTINCT FROM a.next_expiry_amount THEN 'unchanged'
+           WHEN $day < (SELECT max(snapshot_date) FROM snapshots) OR a.snapshot_date > $day THEN 'suppressed_stale'
+           WHEN d.status = 'rejected' AND d.payload_hash = m.payload_hash THEN 'rejected_unchanged'
+           ELSE 'send'
+       END AS action
+FROM members m
+LEFT JOIN account_sync_state a ON a.destination = $destination AND a.customer_id = m.customer_id
+LEFT JOIN delivery_state d ON d.destination = $destination AND d.kind = 'account' AND d.key = m.customer_id
