@@ -8,10 +8,12 @@ from . import settings
 from .defs.events import assets as events
 from .defs.ingest import assets as ingest
 from .defs.reelevant import assets as reelevant
+from .defs.shopimind import assets as shopimind
 from .defs.resources import OutboundResource, ProgramResource, WarehouseResource
+from .defs.shopimind.resources import ShopiMindResource
 from .defs.snapshots import assets as snapshots
 
-DOMAINS = [ingest, snapshots, events, reelevant]
+DOMAINS = [ingest, snapshots, events, reelevant, shopimind]
 
 daily_job = dg.define_asset_job(
     "daily_job",
@@ -28,6 +30,7 @@ def default_resources() -> dict:
         ),
         "warehouse": WarehouseResource(path=str(settings.warehouse_path())),
         "outbound": OutboundResource(dir=str(settings.outbound_dir())),
+        "shopimind": ShopiMindResource.from_env(),  # key and URL via EnvVar when set
     }
 
 
