@@ -8,8 +8,8 @@ from . import settings
 from .defs.events import assets as events
 from .defs.ingest import assets as ingest
 from .defs.reelevant import assets as reelevant
-from .defs.shopimind import assets as shopimind
 from .defs.resources import OutboundResource, ProgramResource, WarehouseResource
+from .defs.shopimind import assets as shopimind
 from .defs.shopimind.resources import ShopiMindResource
 from .defs.snapshots import assets as snapshots
 
