@@ -46,12 +46,19 @@ points_from_activities AS (
                ELSE json_object('new_tier', tier_after) END AS metadata
     FROM continuing
     WHERE tier_direction IN ('up', 'down', 'joined')
+), last_seen AS (
+    -- Members absent from P: were they in an earlier export? Missing for a few days is not joining.
+    SELECT s.customer_id, arg_max(s.enrolled, s.snapshot_date) AS was_enrolled
+    FROM snapshots s SEMI JOIN (SELECT customer_id FROM present WHERE change_kind = 'new') n USING (customer_id)
+    WHERE s.snapshot_date < $day
+    GROUP BY s.customer_id
 ), enrolments AS (
     -- json_merge_patch('{}', …) drops null fields: an optional field is omitted, never sent as null.
-    SELECT 'loyalty.enrolled' AS code_name, customer_id, email, '' AS discriminator,
-           json_merge_patch('{}', json_object('tier', tier_after, 'points_balance', balance_after)) AS metadata
-    FROM present
-    WHERE enrolled_after AND (change_kind = 'new' OR NOT enrolled_before)
+    SELECT 'loyalty.enrolled' AS code_name, n.customer_id, n.email, '' AS discriminator,
+           json_merge_patch('{}', json_object('tier', n.tier_after, 'points_balance', n.balance_after)) AS metadata
+    FROM present n LEFT JOIN last_seen l USING (customer_id)
+    WHERE n.enrolled_after
+      AND CASE n.change_kind WHEN 'new' THEN l.was_enrolled IS NOT true ELSE NOT n.enrolled_before END
 ), opt_outs AS (
     SELECT 'loyalty.opted_out' AS code_name, customer_id, email, '' AS discriminator,
            json_merge_patch('{}', json_object('previous_tier', tier_before)) AS metadata
