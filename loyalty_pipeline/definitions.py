@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from . import settings
+from .defs import operations
 from .defs.events import assets as events
 from .defs.ingest import assets as ingest
 from .defs.reelevant import assets as reelevant
@@ -15,9 +16,13 @@ from .defs.snapshots import assets as snapshots
 
 DOMAINS = [ingest, snapshots, events, reelevant, shopimind]
 
+# Schedules, sensors, volume and freshness checks. The freshness checks are about "now", not one
+# business date: they run in their own job, never in the daily one.
+OPERATIONS = operations.build(dg.load_assets_from_modules(DOMAINS), daily_job_name="daily_job")
+
 daily_job = dg.define_asset_job(
     "daily_job",
-    selection=dg.AssetSelection.all(),
+    selection=dg.AssetSelection.all() - dg.AssetSelection.checks(OPERATIONS.freshness_check),
     description="Everything for one business date: ingest → snapshot → deltas (→ events → outbound).",
 )
 
@@ -37,8 +42,10 @@ def default_resources() -> dict:
 def build_defs(resources: dict | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=dg.load_assets_from_modules(DOMAINS),
-        asset_checks=dg.load_asset_checks_from_modules(DOMAINS),
-        jobs=[daily_job],
+        asset_checks=[*dg.load_asset_checks_from_modules(DOMAINS), *OPERATIONS.asset_checks],
+        jobs=[daily_job, *OPERATIONS.jobs],
+        schedules=OPERATIONS.schedules,
+        sensors=OPERATIONS.sensors,
         resources={**default_resources(), **(resources or {})},
     )
 

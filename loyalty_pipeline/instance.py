@@ -16,6 +16,12 @@ concurrency:
   pools:
     default_limit: 1
     granularity: op
+  # Runs the schedule and the export sensor launch go one at a time, highest dagster/priority first
+  # (the sensor gives earlier business dates a higher one), so each day's deltas see the day before.
+  runs:
+    tag_concurrency_limits:
+      - key: loyalty/serial
+        limit: 1
 telemetry:
   enabled: false
 """

@@ -1,0 +1,43 @@
+"""Operations: the daily schedule, the export-arrival and run-failure sensors, volume and freshness checks.
+
+`build(assets, daily_job_name)` returns what definitions.py registers; the freshness check covers every
+daily-partitioned asset of the code location, whichever domain defines it.
+"""
+
+from dataclasses import dataclass, field
+
+import dagster as dg
+
+from ..partitions import daily_partitions
+from . import checks
+from .checks import build_freshness_check
+from .schedules import build_schedules
+from .sensors import build_export_sensor, run_failure_notifier
+
+FRESHNESS_JOB = "freshness_job"
+
+
+@dataclass
+class Operations:
+    asset_checks: list = field(default_factory=list)
+    jobs: list = field(default_factory=list)
+    schedules: list = field(default_factory=list)
+    sensors: list = field(default_factory=list)
+    freshness_check: dg.AssetChecksDefinition | None = None
+
+
+def build(assets: list, daily_job_name: str = "daily_job") -> Operations:
+    daily_keys = sorted((key for a in assets if isinstance(a, dg.AssetsDefinition)
+                         and a.partitions_def == daily_partitions for key in a.keys),
+                        key=lambda k: k.to_user_string())
+    freshness = build_freshness_check(daily_keys)
+    freshness_job = dg.define_asset_job(
+        FRESHNESS_JOB, selection=dg.AssetSelection.checks(freshness),
+        description="The freshness checks alone: is yesterday's partition of every daily asset done?")
+    return Operations(
+        asset_checks=[*dg.load_asset_checks_from_modules([checks]), freshness],
+        jobs=[freshness_job],
+        schedules=build_schedules(daily_job_name, FRESHNESS_JOB),
+        sensors=[build_export_sensor(daily_job_name), run_failure_notifier],
+        freshness_check=freshness,
+    )
