@@ -17,21 +17,7 @@ D1, D2 = "2026-03-01", "2026-03-02"
 L = 50_000  # a lifetime that never changes: no loyalty.points_earned
 
 
-def test_the_baseline_emits_nothing(tmp_path: Path):
-    pipeline = Pipeline(tmp_path, today=D1)
-    pipeline.write_accounts(D1, [
-        account("NEAR", points=900, lifetime=L),                                       # 100 to Silver
-        account("EXP", next_expiry_date="2026-03-02", next_expiry_amount=50),          # expires tomorrow
-        account("GOLD", points=6000, lifetime=L, tier="GOLD"),
-    ])
-    result = pipeline.run(D1)
-    assert events(pipeline, D1) == set()
-    metadata = result.asset_materializations_for_node("loyalty_events")[0].metadata
-    assert metadata["baseline"].value is True
-    assert metadata["events/loyalty.points_expiring"].value == 0
-
-
-def test_tier_moves_enrolments_opt_outs_and_lifetime_points(tmp_path: Path):
+def test_the_baseline_then_tier_moves_enrolments_opt_outs_and_lifetime_points(tmp_path: Path):
     pipeline = Pipeline(tmp_path, today=D2)
     pipeline.write_accounts(D1, [
         account("UP2", points=900, lifetime=L),
@@ -45,6 +31,8 @@ def test_tier_moves_enrolments_opt_outs_and_lifetime_points(tmp_path: Path):
         account("EARN", points=100, lifetime=100),
         account("SPEND", points=600, lifetime=L),
         account("OUTSIDER", points=100, lifetime=100, tier="", enrolled="false"),
+        account("NEAR", points=900, lifetime=L),                                    # 100 to Silver
+        account("EXP", lifetime=L, next_expiry_date="2026-03-02", next_expiry_amount=50),  # tomorrow
     ])
     pipeline.write_accounts(D2, [
         account("UP2", points=5200, lifetime=L, tier="Gold"),          # two ranks at once
@@ -59,8 +47,14 @@ def test_tier_moves_enrolments_opt_outs_and_lifetime_points(tmp_path: Path):
         account("OUTSIDER", points=300, lifetime=300, tier="", enrolled="false"),
         account("NEWGOLD", points=5000, lifetime=L, tier="Gold"),      # new member with a tier
         account("NEWOUT", points=0, lifetime=0, tier="", enrolled="false"),
+        account("NEAR", points=900, lifetime=L),        # was already near Silver on the baseline
+        account("EXP", lifetime=L, next_expiry_date="2026-03-02", next_expiry_amount=50),  # windows reached
     ])                                                                 # GONE is missing: nothing
-    pipeline.run(D1)
+    baseline = pipeline.run(D1)
+    assert events(pipeline, D1) == set()  # the baseline emits nothing, whatever its members look like
+    metadata = baseline.asset_materializations_for_node("loyalty_events")[0].metadata
+    assert metadata["baseline"].value is True and metadata["events"].value == 0
+
     result = pipeline.run(D2)
 
     assert events(pipeline, D2) == {
@@ -87,7 +81,7 @@ def test_tier_moves_enrolments_opt_outs_and_lifetime_points(tmp_path: Path):
     assert metadata["tier_migration"].value.splitlines() == [  # members of D2 by tier on D1 × tier on D2
         "| previous ↓ / new → | Bronze | Silver | Gold | (none) |",
         "|---|---:|---:|---:|---:|",
-        "| Bronze | 2 |  | 1 | 1 |",     # EARN, SPEND stayed; UP2; LEFT
+        "| Bronze | 4 |  | 1 | 1 |",     # EARN, SPEND, NEAR, EXP stayed; UP2; LEFT
         "| Silver |  |  | 1 | 1 |",      # ALIAS; OPT
         "| Gold |  | 1 |  |  |",         # DOWN
         "| (none) | 2 |  |  | 1 |",      # JOIN, BACK; OUTSIDER
