@@ -26,9 +26,12 @@ def run_days(start: dt.date, end: dt.date, *, job_name: str = "daily_job", run_c
 
     job = defs.resolve_job_def(job_name)
     instance = get_instance()
+    # The shell shows one line per day; the full event log is in the UI (same instance).
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     for day in days_between(start, end):
         result = job.execute_in_process(
-            partition_key=day.isoformat(), instance=instance, run_config=run_config, raise_on_error=False
+            partition_key=day.isoformat(), instance=instance, run_config={**quiet, **(run_config or {})},
+            raise_on_error=False,
         )
         print(f"{day}  {'ok' if result.success else 'FAILED'}  run {result.run_id[:8]}", flush=True)
         if not result.success:
