@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .events.catalogue import CATALOGUE
 from .warehouse.connection import connect
+
+# One column per event type (code_name without "loyalty."), then the split by status.
+_EVENTS_PER_DAY = f"""
+        SELECT d.day,
+               {", ".join(f"count(e.event_key) FILTER (e.code_name = '{code}') AS {code.removeprefix('loyalty.')}"
+                          for code in CATALOGUE)},
+               count(e.event_key) FILTER (e.status = 'pending') AS pending,
+               count(e.event_key) FILTER (e.status = 'suppressed_stale') AS suppressed_stale
+        FROM (SELECT DISTINCT snapshot_date AS day FROM snapshots) d
+        LEFT JOIN loyalty_events e ON e.snapshot_date = d.day
+        GROUP BY d.day ORDER BY d.day"""
 
 SECTIONS = {
     "Members per day (snapshots)": """
@@ -24,6 +36,7 @@ SECTIONS = {
                count(*) FILTER (tier_direction = 'joined') AS joined,
                count(*) FILTER (tier_direction = 'left') AS "left"
         FROM account_deltas GROUP BY ALL ORDER BY day""",
+    "Events per type per day (and by status)": _EVENTS_PER_DAY,
 }
 
 
