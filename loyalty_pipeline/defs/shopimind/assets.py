@@ -1,8 +1,9 @@
 """ShopiMind domain: bootstrap, LoyaltyAccount upserts, event triggers (logic in loyalty_pipeline/shopimind/).
 
 Each outbound asset re-checks its part of the bootstrap first (one or a few requests): it is what makes
-pointing the pipeline at a new shop, or at a freshly started emulator, just work; `shopimind_setup`
-does the whole bootstrap and is in the daily job, so the UI shows it and its definition id.
+pointing the pipeline at a new shop, or at a freshly started emulator, just work, so they do not depend
+on `shopimind_setup` (which would also make Dagster skip them in a dry run, where setup materializes
+nothing). `shopimind_setup` does the whole bootstrap, is in the daily job, and shows the definition id.
 
 A dry run (op config `dry_run: true`) records an observation with the counts and sample payloads
 instead of a materialization: it sends nothing, needs no key and writes no delivery state.
@@ -110,7 +111,7 @@ def shopimind_setup(context: dg.AssetExecutionContext, config: DeliveryConfig, p
     pool=WAREHOUSE_POOL,
     group_name="shopimind",
     kinds={"shopimind", "duckdb"},
-    deps=[loyalty_snapshot, shopimind_setup],
+    deps=[loyalty_snapshot],
     output_required=False,
     description="Upserts the LoyaltyAccount record of every enrolled member whose mapped fields changed since "
                 "the last acknowledged push, from the newest snapshot only (tables delivery_state, sync_log, "
@@ -134,7 +135,7 @@ def shopimind_accounts(context: dg.AssetExecutionContext, config: DeliveryConfig
                 id_definition, action = ensure_definition(client)
                 if stored is None or stored[0] != id_definition:
                     store_setup(con, destination, SetupResult(id_definition, action, {}))
-                stats = deliver_accounts(con, client, day, destination, id_definition, settings, context.run_id)
+                stats = deliver_accounts(con, client, day, destination, id_definition, settings, context.run.run_id)
             except ShopiMindError as exc:
                 raise _failure(exc) from None
             requests = dict(client.stats)
@@ -164,7 +165,7 @@ def shopimind_accounts(context: dg.AssetExecutionContext, config: DeliveryConfig
     pool=WAREHOUSE_POOL,
     group_name="shopimind",
     kinds={"shopimind", "duckdb"},
-    deps=[dg.AssetKey("loyalty_events"), shopimind_setup],
+    deps=[dg.AssetKey("loyalty_events")],
     output_required=False,
     description="Triggers each pending event of the day (POST /v1/events/trigger/{code_name}), many in flight "
                 "within the rate limit, effectively once: in-flight state is committed before sending and "
@@ -191,7 +192,7 @@ def shopimind_events(context: dg.AssetExecutionContext, config: DeliveryConfig, 
                 if stored is None or not set(declared) <= stored[1]:
                     id_definition = stored[0] if stored else ensure_definition(client)[0]
                     store_setup(con, destination, SetupResult(id_definition, "found", declared))
-                stats = deliver_events(con, client, day, destination, settings, context.run_id)
+                stats = deliver_events(con, client, day, destination, settings, context.run.run_id)
             except ShopiMindError as exc:
                 raise _failure(exc) from None
             requests = dict(client.stats)
