@@ -8,7 +8,6 @@ the catalogue's models, streaming them from DuckDB in batches.
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 import duckdb
 
@@ -16,7 +15,7 @@ from ..program import Program
 from ..sources import ExportError
 from ..warehouse.connection import replace_day, sql, transaction
 from ..warehouse.daily import prepare
-from .catalogue import CATALOGUE, validate_metadata
+from .catalogue import CATALOGUE
 
 _VALIDATE_BATCH = 20_000
 
@@ -45,8 +44,9 @@ def build_events(con: duckdb.DuckDBPyConnection, day: dt.date, program: Program,
                                 {"day": day}).fetchone()[0]
     if snapshot_rows == 0:
         raise ExportError(f"no snapshot for {day}: materialize loyalty_snapshot for that day first")
-    previous = con.execute("SELECT max(snapshot_date) FROM snapshots WHERE snapshot_date < $day",
-                           {"day": day}).fetchone()[0]
+    dates = [d for (d,) in con.execute("SELECT DISTINCT snapshot_date FROM snapshots WHERE snapshot_date <= $day "
+                                        "ORDER BY 1", {"day": day}).fetchall()]
+    previous = dates[-2] if len(dates) > 1 else None
     stale_deltas = con.execute(
         "SELECT count(*) FROM account_deltas WHERE snapshot_date = $day "
         "AND previous_snapshot_date IS DISTINCT FROM $previous", {"day": day, "previous": previous}).fetchone()[0]
@@ -58,11 +58,18 @@ def build_events(con: duckdb.DuckDBPyConnection, day: dt.date, program: Program,
     windows = program.expiry_reminder_days
     con.execute("CREATE OR REPLACE TEMP TABLE reminder_windows (days INTEGER)")
     con.executemany("INSERT INTO reminder_windows VALUES (?)", [(w,) for w in windows])
+    # The approaching cool-down looks at D and the snapshot days less than `cooldown` days before it,
+    # each against its own previous snapshot day.
+    approach = [(d, p) for p, d in zip(dates, dates[1:], strict=False)
+                if d == day or d > day - dt.timedelta(days=program.approaching_cooldown_days)]
+    con.execute("CREATE OR REPLACE TEMP TABLE approach_days (day DATE, prev_day DATE)")
+    if approach:
+        con.executemany("INSERT INTO approach_days VALUES (?, ?)", approach)
     params = {
+        "approach_from": min((p for _, p in approach), default=day),
         "default_reason": program.default_reason,
         "grace_days": program.downgrade_grace_days,
         "max_window": max(windows, default=0),
-        "cooldown": program.approaching_cooldown_days,
         "approach_threshold": program.approaching_tier_threshold,
         "basis": program.tier_basis,
         "stale_before": stale_before(program, today),
@@ -99,18 +106,19 @@ def build_events(con: duckdb.DuckDBPyConnection, day: dt.date, program: Program,
 
 
 def _validate_day(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:
-    """Every stored payload must be exactly what its catalogue model produces (types, fields, no nulls)."""
+    """Every stored payload must be exactly what its catalogue model produces: same fields in the same
+    order, same types, no nulls (compared as JSON text, which is the fastest way through pydantic)."""
+    models = {code: event_type.metadata_model for code, event_type in CATALOGUE.items()}
     cur = con.execute("SELECT event_key, code_name, metadata FROM loyalty_events WHERE snapshot_date = $day",
                       {"day": day})
     while batch := cur.fetchmany(_VALIDATE_BATCH):
         for key, code, metadata in batch:
-            payload = json.loads(metadata)
             try:
-                valid = validate_metadata(code, payload)
+                canonical = models[code].model_validate_json(metadata).model_dump_json(exclude_none=True)
             except ValueError as exc:
-                raise EventDerivationError(f"{day}: {code} {key[:12]}: invalid metadata {payload}: {exc}") from exc
-            if valid != payload:
-                raise EventDerivationError(f"{day}: {code} {key[:12]}: metadata {payload} is not canonical {valid}")
+                raise EventDerivationError(f"{day}: {code} {key[:12]}: invalid metadata {metadata}: {exc}") from exc
+            if canonical != metadata:
+                raise EventDerivationError(f"{day}: {code} {key[:12]}: metadata {metadata} is not {canonical}")
 
 
 def tier_matrix(con: duckdb.DuckDBPyConnection, day: dt.date, previous: dt.date | None,

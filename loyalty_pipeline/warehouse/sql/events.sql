@@ -2,7 +2,8 @@
 -- loyalty_pipeline/events/catalogue.py and the README. P = the latest earlier snapshot, as in
 -- account_deltas. Everything here is a function of the snapshots (and the day's activities), never
 -- of previously stored events, so recomputing any day in any order gives the same rows.
--- Needs temp tables `tiers` (warehouse.daily.prepare) and `reminder_windows` (events.derive).
+-- Needs temp tables `tiers` (warehouse.daily.prepare), `reminder_windows` and `approach_days`
+-- (events.derive).
 WITH previous AS (
     SELECT max(snapshot_date) AS day FROM snapshots WHERE snapshot_date < $day
 ), d AS (
@@ -96,18 +97,16 @@ expiry_due AS (
 ladder AS (
     SELECT name, lead(name) OVER w AS next_tier, lead(threshold) OVER w AS next_threshold
     FROM tiers WINDOW w AS (ORDER BY rank)
-), approach_days AS (
-    -- D and the snapshot days of the cool-down before it, each with its own previous snapshot day.
-    SELECT * FROM (SELECT snapshot_date AS day, lag(snapshot_date) OVER (ORDER BY snapshot_date) AS prev_day
-                   FROM (SELECT DISTINCT snapshot_date FROM snapshots WHERE snapshot_date <= $day))
-    WHERE day > $day - $cooldown OR day = $day
 ), near AS (
-    -- Enrolled members with 1..threshold points to go to the tier above theirs, on those days.
+    -- Enrolled members with 1..threshold points to go to the tier above theirs, on the days of
+    -- temp table approach_days (D and the snapshot days of the cool-down before it, each with its
+    -- previous snapshot day; $approach_from is the earliest of them, a bound the scan can prune on).
     SELECT s.snapshot_date, s.customer_id, s.email, s.tier AS current_tier, l.next_tier,
            l.next_threshold - CASE WHEN $basis = 'lifetime_points' THEN s.lifetime_points
                                    ELSE s.points_balance END AS to_next
     FROM snapshots s JOIN ladder l ON l.name = s.tier
-    WHERE s.snapshot_date IN (SELECT day FROM approach_days UNION ALL SELECT prev_day FROM approach_days)
+    WHERE s.snapshot_date BETWEEN $approach_from AND $day
+      AND s.snapshot_date IN (SELECT day FROM approach_days UNION ALL SELECT prev_day FROM approach_days)
       AND s.enrolled AND l.next_tier IS NOT NULL
       AND l.next_threshold - CASE WHEN $basis = 'lifetime_points' THEN s.lifetime_points
                                   ELSE s.points_balance END BETWEEN 1 AND $approach_threshold
@@ -121,7 +120,7 @@ ladder AS (
                         AND x.customer_id = n.customer_id AND x.next_tier = n.next_tier)
 ), approaching AS (
     -- Cool-down: not if the member also crossed towards the same tier on a snapshot day less than
-    -- $cooldown days before D (whether or not that crossing fired).
+    -- approaching_cooldown_days before D (whether or not that crossing fired).
     SELECT 'loyalty.approaching_tier_upgrade' AS code_name, c.customer_id, c.email, c.next_tier AS discriminator,
            json_object('current_tier', c.current_tier, 'next_tier', c.next_tier,
                        'points_to_next_tier', c.to_next) AS metadata
