@@ -70,6 +70,8 @@ def test_the_baseline_then_tier_moves_enrolments_opt_outs_and_lifetime_points(tm
     }
     assert pipeline.query("SELECT email, status FROM loyalty_events WHERE customer_id = 'EARN'") == [
         ("earn@example.com", "pending")]
+    published = pipeline.warehouse.parent / "parquet" / "loyalty_events" / f"{D2}.parquet"  # analysts' copy
+    assert pipeline.query(f"SELECT count(*) FROM read_parquet('{published}')") == [(8,)]
 
     metadata = result.asset_materializations_for_node("loyalty_events")[0].metadata
     assert {k: v.value for k, v in metadata.items() if k.startswith(("events/", "status/"))} == {

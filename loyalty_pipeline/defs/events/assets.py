@@ -38,6 +38,7 @@ def loyalty_events(context: dg.AssetExecutionContext, config: EventsConfig, prog
             stats = build_events(con, day, prog, today, send_stale=config.send_stale)
         except (ExportError, EventDerivationError) as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
+        warehouse.publish(con, ["loyalty_events"], day)  # the analysts' read path (README)
     if stats["by_status"]["suppressed_stale"]:
         context.log.info(f"{day} is before {stats['stale_before']} (today {today} - max_event_age_days): "
                          f"{stats['by_status']['suppressed_stale']} events stored as suppressed_stale")
