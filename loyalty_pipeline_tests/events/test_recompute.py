@@ -17,6 +17,7 @@ import pytest
 from loyalty_pipeline.events.catalogue import CATALOGUE
 from loyalty_pipeline.events.derive import build_events
 from loyalty_pipeline.program import load_program
+from loyalty_pipeline.sources import ExportError
 from loyalty_pipeline.warehouse.connection import connect
 from loyalty_pipeline.warehouse.daily import build_deltas, build_snapshot, ingest_export
 from loyalty_pipeline_tests.events.helpers import ACTIVITY_HEADER
@@ -142,3 +143,26 @@ def test_recomputing_days_through_the_job_in_random_order_keeps_every_key(tmp_pa
         pipeline.run(day)
         assert pipeline.query("SELECT count(*) - count(DISTINCT event_key) FROM loyalty_events") == [(0,)]
     assert pipeline.query("SELECT * FROM loyalty_events ORDER BY event_key") == before
+
+
+def test_events_refuse_deltas_made_before_a_late_earlier_day(tmp_path: Path):
+    pipeline = Pipeline(tmp_path)
+    program = load_program(DEFAULT_PROGRAM)
+    d1, d2, d3 = (START + dt.timedelta(days=i) for i in range(3))
+    for day, points in ((d1, 100), (d2, 150), (d3, 180)):
+        pipeline.write_accounts(day.isoformat(), [account("C", points=points)])
+    con = connect(tmp_path / "w.duckdb")
+    for day in (d1, d3):
+        ingest_export(con, pipeline.exports, day, program)
+        build_snapshot(con, day, program)
+        build_deltas(con, day)
+        build_events(con, day, program, TODAY)
+    ingest_export(con, pipeline.exports, d2, program)  # d2 arrives late: d3's deltas are now stale
+    build_snapshot(con, d2, program)
+    with pytest.raises(ExportError, match="materialize account_deltas for 2026-03-03 first"):
+        build_events(con, d3, program, TODAY)
+    build_deltas(con, d3)
+    build_events(con, d3, program, TODAY)
+    assert con.execute("SELECT metadata::VARCHAR FROM loyalty_events WHERE snapshot_date = $d", {"d": d3}).fetchall() \
+        == [('{"points_amount":30,"reason":"purchase","new_balance":180}',)]
+    con.close()
