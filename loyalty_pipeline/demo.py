@@ -8,6 +8,7 @@ from . import settings
 from .cli import run_days
 from .program import load_program
 from .report import print_summary
+from .shopimind.demo import local_shopimind, print_holdings
 
 
 def run_demo(*, members: int = 2000, days: int = 14) -> int:
@@ -21,7 +22,9 @@ def run_demo(*, members: int = 2000, days: int = 14) -> int:
     generate_sample(settings.exports_dir(), members=members, days=days, end=end, seed=42,
                     fmt="csv", bad_row_rate=0.005, program=program)
     print(f"Processing {start} … {end} into {settings.warehouse_path()}")
-    if not run_days(start, end):
-        return 1
-    print_summary(settings.warehouse_path())
+    with local_shopimind() as shopimind:  # the bundled emulator, unless SHOPIMIND_* name another
+        if not run_days(start, end):
+            return 1
+        print_summary(settings.warehouse_path())
+        print_holdings(shopimind)
     return 0
