@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from . import canonical
+from . import canonical, loyaltylion, voucherify, yotpo
 from .files import ExportError, ExportFile, find_export
 
-ADAPTERS: dict[str, ModuleType] = {"canonical": canonical}
+# program.yaml `source.platform` → adapter: accounts_sql / activities_sql(file, encoding, column_map).
+ADAPTERS: dict[str, ModuleType] = {
+    "canonical": canonical, "yotpo": yotpo, "loyaltylion": loyaltylion, "voucherify": voucherify,
+}
 
 
 def adapter(platform: str) -> ModuleType:

@@ -60,7 +60,7 @@ def ingest_export(con: duckdb.DuckDBPyConnection, exports_dir: Path, day: dt.dat
             con.execute(f"DELETE FROM {table} WHERE snapshot_date = $day", {"day": day})
             if file is None:
                 continue
-            relation = reader(file, program.source.encoding)
+            relation = reader(file, program.source.encoding, column_map=program.source.column_map)
             try:
                 rows = replace_day(
                     con, table, day,
@@ -87,7 +87,10 @@ def build_snapshot(con: duckdb.DuckDBPyConnection, day: dt.date, program: Progra
         raise ExportError(f"no raw rows for {day}: materialize loyalty_export for that day first")
     prepare(con, program)
     with transaction(con):
-        con.execute(sql("snapshot"), {"day": day, "negative_floor": program.negative_balance_floor})
+        # Platforms keyed by email (Yotpo) also reject a second row with the same email as a duplicate.
+        email_is_key = getattr(adapter(program.source.platform), "EMAIL_IS_KEY", False)
+        con.execute(sql("snapshot"), {"day": day, "negative_floor": program.negative_balance_floor,
+                                      "email_is_key": email_is_key})
         con.execute(sql("activities"), {"day": day})
         con.execute("DELETE FROM quarantine WHERE snapshot_date = $day", {"day": day})
         members = replace_day(con, "snapshots", day, sql("snapshot_rows"))

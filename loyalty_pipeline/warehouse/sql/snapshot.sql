@@ -49,12 +49,17 @@ WITH raw AS (
     FROM parsed
 ), deduplicated AS (
     -- Of several valid rows for one member, the first line wins; the others are quarantined.
+    -- Where the platform keys members by email ($email_is_key), the email names the member too.
     SELECT
         * REPLACE (
             CASE WHEN len(problems) = 0
                       AND row_number() OVER (PARTITION BY c_customer_id, len(problems) = 0
                                              ORDER BY source_line) > 1
                  THEN [problem('customer_id', customer_id, 'duplicate_member')]
+                 WHEN len(problems) = 0 AND $email_is_key AND c_email IS NOT NULL
+                      AND row_number() OVER (PARTITION BY c_email, len(problems) = 0
+                                             ORDER BY source_line) > 1
+                 THEN [problem('email', email, 'duplicate_member')]
                  ELSE problems END AS problems)
     FROM judged
 )
