@@ -5,6 +5,7 @@ BIN    := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)/.dagster
 
 BENCH_MEMBERS ?= 1000000
+PLATFORM ?=  # canonical | yotpo | loyaltylion | voucherify (default: program.yaml source.platform)
 
 .PHONY: install demo test dev bench lint clean
 
@@ -17,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: install  ## two weeks of sample exports, processed day by day on the embedded defaults
-	$(BIN)/loyalty-pipeline demo
+	$(BIN)/loyalty-pipeline demo $(if $(PLATFORM),--platform $(PLATFORM))
 
 test: install  ## the whole suite, from scratch
 	$(BIN)/python -m pytest

@@ -49,13 +49,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     from .program import load_program
     from .sample.generator import generate_sample
+    from .sample.platforms import DEFAULT_FORMAT
 
+    program = load_program(settings.program_path())
     dirs = generate_sample(
         Path(args.out), members=args.members, days=args.days, end=args.end, seed=args.seed,
-        fmt=args.format, bad_row_rate=args.bad_row_rate, program=load_program(settings.program_path()),
-        **({"platform": args.platform} if args.platform != "canonical" else {}),
+        fmt=args.format or DEFAULT_FORMAT[args.platform], bad_row_rate=args.bad_row_rate, program=program,
+        platform=args.platform,
     )
     print(f"wrote {len(dirs)} days to {args.out} ({dirs[0].name} … {dirs[-1].name})")
+    if program.source.platform != args.platform:
+        print(f"note: {settings.program_path()} reads source.platform {program.source.platform}; "
+              f"set it to {args.platform} to process these files")
     return 0
 
 
@@ -76,7 +81,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(members=args.members, days=args.days)
+    return run_demo(members=args.members, days=args.days, platform=args.platform)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -94,7 +99,8 @@ def parser() -> argparse.ArgumentParser:
     gen.add_argument("--end", type=_date, default=dt.date.today() - dt.timedelta(days=1))
     gen.add_argument("--out", default=str(settings.exports_dir()))
     gen.add_argument("--seed", type=int, default=42)
-    gen.add_argument("--format", choices=["csv", "parquet", "jsonl"], default="csv")
+    gen.add_argument("--format", choices=["csv", "parquet", "jsonl"], default=None,
+                     help="default: csv for canonical, jsonl for the platforms (yotpo also writes csv)")
     gen.add_argument("--bad-row-rate", type=float, default=0.005)
     gen.add_argument("--platform", choices=["canonical", "yotpo", "loyaltylion", "voucherify"],
                      default="canonical")
@@ -111,6 +117,8 @@ def parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="sample exports → every day → summary (what `make demo` runs)")
     demo.add_argument("--members", type=int, default=2000)
     demo.add_argument("--days", type=int, default=14)
+    demo.add_argument("--platform", choices=["canonical", "yotpo", "loyaltylion", "voucherify"], default=None,
+                      help="export shape to simulate and read (default: program.yaml source.platform)")
     demo.set_defaults(func=cmd_demo)
     return p
 

@@ -1,0 +1,224 @@
+"""The simulated program exported in each loyalty platform's shape (registered in generator.WRITERS).
+
+Every writer reads the same text rows as the canonical one (`_accounts_text_sql`: clean members plus
+the day's injected bad rows) and reshapes them, so a platform export maps back, through its adapter
+in `loyalty_pipeline/sources/`, onto exactly the canonical values. The shapes carry the platforms'
+quirks on purpose:
+
+* yotpo (`jsonl`): customer objects; a quarter in the webhook spelling (`is_opt_in`,
+  `loyalty_opt_in_date`, `thirty_party_id`, `loyalty_next_points_expire_on`…, opt-out as null),
+  opt-in timestamps as `…Z`, `+02:00` offsets or epoch milliseconds, the `0001-01-01 00:00:00 +0200`
+  sentinel. (`csv`): a dashboard-style customer CSV ("Third Party ID", "Points Earned", "Opted In"
+  Yes/No/empty…).
+* loyaltylion (`jsonl`): `/v2/customers` objects; lifetime split into approved + pending + spent,
+  opted-out members either `enrolled: false` or `blocked: true`, a tier membership object (or null)
+  whose tier sequence is `number` or `position` and whose bounds are decimal strings ÷ 100,
+  `started_at` as "YYYY-MM-DD 00:00:00Z"; expiry merged in as `expire_points_at` / `points_to_expire`.
+* voucherify (`jsonl`): loyalty-card members with `customer`, `loyalty_card` and the member's tier as
+  the tiers endpoint's list (`{from, to}` point ranges; `data: []` without a tier).
+
+Activities and `injected_bad_rows.json` are the canonical writer's (same content, same `line`
+convention: for JSON Lines the record number + 1).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import duckdb
+
+from ..program import Program, normalize_tier_name
+from .generator import WRITERS, Fmt, SimDay, _accounts_text_sql, _bad_rows_sql, _lit, write_canonical
+
+FORMATS: dict[str, tuple[str, ...]] = {
+    "canonical": ("csv", "parquet", "jsonl"), "yotpo": ("jsonl", "csv"), "loyaltylion": ("jsonl",),
+    "voucherify": ("jsonl",),
+}
+DEFAULT_FORMAT = {platform: formats[0] for platform, formats in FORMATS.items()}
+
+_LINES = "FORMAT csv, HEADER false, QUOTE '', ESCAPE '', DELIM '\x01'"  # one JSON text per line, as is
+_INT = "'-?(0|[1-9][0-9]{0,17})'"
+
+
+def _int(x: str) -> str:
+    """A JSON number when the text is an integer, else the text as a JSON string (a bad value)."""
+    return f"(CASE WHEN regexp_full_match({x}, {_INT}) THEN {x}::JSON ELSE to_json({x}) END)"
+
+
+def _bool(x: str) -> str:
+    return f"(CASE WHEN {x} IN ('true', 'false') THEN {x}::JSON ELSE to_json({x}) END)"
+
+
+def _is_date(x: str) -> str:
+    return f"(regexp_full_match({x}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') AND TRY_CAST({x} AS DATE) IS NOT NULL)"
+
+
+def _rows_sql(day: SimDay, program: Program, with_bad: bool) -> str:
+    """The day's text rows + the tier's rank, threshold and upper bound (NULL for unknown names)."""
+    tiers = program.ordered_tiers()
+    defs = ", ".join(
+        f"({_lit(alias)}, {rank}, {t.threshold}, "
+        f"{tiers[rank].threshold - 1 if rank < len(tiers) else 'NULL'})"
+        for rank, t in enumerate(tiers, 1)
+        for alias in {normalize_tier_name(n) for n in [t.name, *t.aliases]}
+    )
+    return f"""
+        SELECT r.*, d.rank, d.lower, d.upper, h(r._k, 0, 'platform') AS hp
+        FROM ({_accounts_text_sql(day, with_bad)}) r
+        LEFT JOIN (VALUES {defs}) d(alias, rank, lower, upper) ON d.alias = lower(trim(nfc_normalize(r.tier)))"""
+
+
+def _yotpo_jsonl(rows: str) -> str:
+    webhook = "hp % 4 = 0"
+    member_since = f"""CASE
+        WHEN member_since = '0001-01-01' THEN to_json('0001-01-01 00:00:00 +0200')
+        WHEN NOT coalesce({_is_date('member_since')}, false) THEN to_json(member_since)
+        WHEN hp % 3 = 0 THEN to_json(member_since || 'T' || lpad((8 + hp % 12)::VARCHAR, 2, '0') || ':15:00.000Z')
+        WHEN hp % 3 = 1 THEN to_json(member_since || 'T10:15:00+02:00')
+        ELSE epoch_ms(member_since::DATE + INTERVAL 12 HOUR)::JSON END"""
+    spend = f"to_json(CASE WHEN regexp_full_match(lifetime_points, {_INT}) THEN lifetime_points::BIGINT * 10 END)"
+    api = f"""json_object(
+        'total_spend_cents', {spend}, 'email', email, 'points_earned', {_int('lifetime_points')},
+        'points_balance', {_int('points_balance')}, 'points_expire_at', NULL, 'third_party_id', customer_id,
+        'opt_in', {_bool('enrolled')}, 'opted_in_at', {member_since}, 'has_store_account', true,
+        'credit_balance', '€0', 'vip_tier_name', tier, 'vip_tier_entry_date', tier_since,
+        'vip_tier_expiration', NULL, 'next_points_expire_on', next_expiry_date,
+        'next_points_expire_amount', {_int('next_expiry_amount')})"""
+    opt_in = f"CASE WHEN enrolled = 'false' AND hp % 8 = 0 THEN NULL ELSE {_bool('enrolled')} END"
+    hook = f"""json_object(
+        'total_spend_cents', {spend}, 'is_member', {_bool('enrolled')}, 'email', email,
+        'points_balance', {_int('points_balance')}, 'points_earned', {_int('lifetime_points')},
+        'thirty_party_id', customer_id, 'third_party_id', CASE WHEN hp % 8 = 4 THEN NULL ELSE customer_id END,
+        'referral_link', 'http://rwrd.io/' || substr(md5(_k::VARCHAR), 1, 7), 'is_opt_in', {opt_in},
+        'loyalty_opt_in_date', CASE WHEN member_since = '0001-01-01' THEN '0001-01-01 00:00:00 +0200'
+                                    ELSE member_since END,
+        'credit_balance', '$0', 'vip_tier_name', tier, 'vip_tier_entry_date', tier_since, 'vip_tier_ends_at', NULL,
+        'loyalty_next_points_expire_on', next_expiry_date,
+        'loyalty_next_points_expire_amount', {_int('next_expiry_amount')})"""
+    return f"SELECT CASE WHEN {webhook} THEN {hook} ELSE {api} END AS line FROM ({rows}) ORDER BY _k, _s"
+
+
+def _yotpo_csv(rows: str) -> str:
+    def part(i: int) -> str:  # "anna.martin12@…" → "Anna", "Martin"
+        word = f"regexp_replace(split_part(split_part(trim(lower(email)), '@', 1), '.', {i}), '[0-9]+', '')"
+        return f"upper(left({word}, 1)) || substr({word}, 2)"
+
+    return f"""
+        SELECT email AS "Email", customer_id AS "Third Party ID", {part(1)} AS "First Name",
+            {part(2)} AS "Last Name",
+            CASE enrolled WHEN 'true' THEN 'Yes' WHEN 'false' THEN CASE WHEN hp % 2 = 0 THEN 'No' END
+                 ELSE enrolled END AS "Opted In",
+            points_balance AS "Points Balance", lifetime_points AS "Points Earned", tier AS "VIP Tier",
+            tier_since AS "VIP Tier Entry Date", member_since AS "Opted In At",
+            next_expiry_date AS "Next Points Expire On", next_expiry_amount AS "Next Points Expire Amount",
+            'http://rwrd.io/' || substr(md5(_k::VARCHAR), 1, 7) AS "Referral Link"
+        FROM ({rows}) ORDER BY _k, _s"""
+
+
+def _loyaltylion_jsonl(rows: str) -> str:
+    ints = f"regexp_full_match(points_balance, {_INT}) AND regexp_full_match(lifetime_points, {_INT})"
+    gap = "(lifetime_points::BIGINT - points_balance::BIGINT)"
+    pending = f"CASE WHEN {ints} AND enrolled = 'true' AND {gap} > 0 THEN {gap} * (hp % 25) // 100 ELSE 0 END"
+    opted_out = "(enrolled = 'false' AND member_since IS NOT NULL)"
+    bound = "CASE WHEN {0} IS NULL THEN NULL ELSE printf('%.2f', {0} / 100.0) END"
+    tier = f"""json_object('id', 14 + rank, 'name', tier, '{{seq}}', rank, 'default', rank = 1, 'hidden', false,
+        'lower_bound', {bound.format('lower')}, 'upper_bound', {bound.format('upper')})"""
+    membership = f"""CASE WHEN tier IS NULL THEN NULL ELSE json_object(
+        'started_at', CASE WHEN {_is_date('tier_since')} THEN tier_since || ' 00:00:00Z' ELSE tier_since END,
+        'expires_at', NULL, 'manual', hp % 50 = 0,
+        'loyalty_tier', CASE WHEN hp % 2 = 0 THEN {tier.format(seq='number')} ELSE {tier.format(seq='position')} END)
+        END"""
+    return f"""
+        SELECT json_object(
+            'id', _k * 10 + _s, 'merchant_id', customer_id, 'email', email,
+            'points_approved', {_int('points_balance')},
+            'points_pending', ({pending})::JSON,
+            'points_spent', CASE WHEN {ints} THEN ({gap} - ({pending}))::JSON ELSE {_int('lifetime_points')} END,
+            'rewards_claimed', hp % 4, 'properties', json_object('name', NULL), 'metadata', json_object(),
+            'birthday', NULL,
+            'blocked', {opted_out} AND hp % 2 = 0,
+            'guest', member_since IS NULL,
+            'enrolled', CASE WHEN {opted_out} AND hp % 2 = 0 THEN 'true'::JSON ELSE {_bool('enrolled')} END,
+            'enrolled_at', CASE WHEN {_is_date('member_since')}
+                                THEN member_since || 'T' || lpad((hp % 24)::VARCHAR, 2, '0') || ':30:00.000Z'
+                                ELSE member_since END,
+            'referral_id', substr(md5(_k::VARCHAR), 1, 3), 'referred_by', NULL,
+            'loyalty_tier_membership', {membership},
+            'insights_segment', ['Loyal', 'At Risk', 'Defected', NULL][1 + hp % 4],
+            'expire_points_at', CASE WHEN {_is_date('next_expiry_date')} THEN next_expiry_date || 'T00:00:00.000Z'
+                                     ELSE next_expiry_date END,
+            'points_to_expire', {_int('next_expiry_amount')}) AS line
+        FROM ({rows}) ORDER BY _k, _s"""
+
+
+def _voucherify_jsonl(rows: str) -> str:
+    card = "substr(md5(_k::VARCHAR || '/' || _s::VARCHAR), 1, 20)"
+    customer = "'cust_' || substr(md5('c' || _k::VARCHAR || '/' || _s::VARCHAR), 1, 24)"
+    camp = "'camp_AQZ1GLRlbGaC2dETd31VbJQ9'"
+    ints = f"regexp_full_match(points_balance, {_INT}) AND regexp_full_match(lifetime_points, {_INT})"
+    tier = f"""json_object('id', 'ltr_' || substr(md5(coalesce(rank, 0)::VARCHAR), 1, 18), 'name', tier,
+        'campaign_id', {camp}, 'points', json_object('from', lower, 'to', upper),
+        'expiration', json_object('customer_id', {customer}, 'campaign_id', {camp}, 'start_date', tier_since,
+                                  'expiration_date', NULL),
+        'object', 'loyalty_tier')"""
+    return f"""
+        SELECT json_object(
+            'id', 'v_' || {card}, 'code', upper(substr({card}, 1, 8)), 'campaign', 'Loyalty programme',
+            'campaign_id', {camp}, 'category', NULL, 'type', 'LOYALTY_CARD',
+            'loyalty_card', json_object(
+                'points', {_int('lifetime_points')}, 'balance', {_int('points_balance')},
+                'next_expiration_date', next_expiry_date, 'next_expiration_points', {_int('next_expiry_amount')},
+                'pending_points', 0, 'expired_points', 0,
+                'subtracted_points', CASE WHEN {ints} THEN lifetime_points::BIGINT - points_balance::BIGINT END),
+            'active', {_bool('enrolled')},
+            'holder_id', {customer},
+            'customer', json_object('id', {customer}, 'source_id', customer_id, 'email', email, 'object', 'customer'),
+            'tiers', json_object('object', 'list', 'data_ref', 'data',
+                                 'data', CASE WHEN tier IS NULL THEN json_array() ELSE json_array({tier}) END,
+                                 'total', CASE WHEN tier IS NULL THEN 0 ELSE 1 END),
+            'created_at', CASE WHEN {_is_date('member_since')} THEN member_since || 'T09:12:44.000Z'
+                               ELSE member_since END,
+            'object', 'voucher') AS line
+        FROM ({rows}) ORDER BY _k, _s"""
+
+
+_SHAPES = {
+    ("yotpo", "jsonl"): (_yotpo_jsonl, _LINES),
+    ("yotpo", "csv"): (_yotpo_csv, "FORMAT csv, HEADER true"),
+    ("loyaltylion", "jsonl"): (_loyaltylion_jsonl, _LINES),
+    ("voucherify", "jsonl"): (_voucherify_jsonl, _LINES),
+}
+
+
+def _writer(platform: str):
+    def write(con: duckdb.DuckDBPyConnection, day: SimDay, day_dir: Path, *, program: Program,
+              fmt: Fmt | None = None, bad_row_rate: float = 0.0, activities: bool = True) -> None:
+        fmt = fmt or DEFAULT_FORMAT[platform]
+        if (platform, fmt) not in _SHAPES:
+            raise ValueError(f"{platform} exports are {' or '.join(FORMATS[platform])}, not {fmt}")
+        shape, options = _SHAPES[platform, fmt]
+        n_bad = int(round(bad_row_rate * day.members))
+        if n_bad:  # the canonical writer below rebuilds the same (deterministic) rows and drops them
+            con.execute(_bad_rows_sql(day, n_bad, program))
+        target = day_dir / f"{program.source.accounts_file}.{fmt}"
+        con.execute(f"COPY ({shape(_rows_sql(day, program, n_bad > 0))}) TO {_lit(str(target))} ({options})")
+        # Activities and the injected-rows list: the canonical writer's, written aside and moved here.
+        scratch = day_dir / ".canonical"
+        scratch.mkdir(exist_ok=True)
+        try:
+            write_canonical(con, day, scratch, program=program, fmt=fmt, bad_row_rate=bad_row_rate,
+                            activities=activities)
+            for name in ("injected_bad_rows.json", f"{program.source.activities_file}.{fmt}"):
+                if (scratch / name).exists():
+                    (scratch / name).replace(day_dir / name)
+        finally:
+            shutil.rmtree(scratch)
+
+    write.__name__ = f"write_{platform}"
+    write.__doc__ = f"Write one day's {platform} export, activities and injected_bad_rows.json."
+    return write
+
+
+for _platform in ("yotpo", "loyaltylion", "voucherify"):
+    WRITERS[_platform] = _writer(_platform)
