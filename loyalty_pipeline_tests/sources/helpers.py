@@ -1,0 +1,44 @@
+"""Helpers for the source-adapter tests: a program.yaml per platform, JSON Lines files, outcomes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from loyalty_pipeline_tests.harness import DEFAULT_PROGRAM, Pipeline
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def program_for(tmp_path: Path, platform: str, **source) -> Path:
+    """data/program.yaml read from `platform`'s export (+ other `source` keys)."""
+    program = yaml.safe_load(DEFAULT_PROGRAM.read_text())
+    program["source"] = {**program.get("source", {}), "platform": platform, **source}
+    path = tmp_path / f"program-{platform}.yaml"
+    path.write_text(yaml.safe_dump(program, sort_keys=False, allow_unicode=True))
+    return path
+
+
+def platform_pipeline(root: Path, platform: str, **source) -> Pipeline:
+    root.mkdir(parents=True, exist_ok=True)
+    return Pipeline(root, program_path=program_for(root, platform, **source))
+
+
+def write_jsonl(pipeline: Pipeline, day: str, records: list, name: str = "accounts.jsonl") -> Path:
+    """One JSON text per record; a str record is written as is (a broken line)."""
+    path = pipeline.exports / day / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [r if isinstance(r, str) else json.dumps(r, ensure_ascii=False) for r in records]
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def counts(pipeline: Pipeline, day: str) -> tuple[int, int, int]:
+    """(raw rows, snapshot rows, quarantined rows) of the day."""
+    return pipeline.query(
+        "SELECT (SELECT count(*) FROM raw_accounts WHERE snapshot_date = $d), "
+        "(SELECT count(*) FROM snapshots WHERE snapshot_date = $d), "
+        "(SELECT count(*) FROM quarantine WHERE snapshot_date = $d AND kind = 'accounts')",
+        {"d": day})[0]
