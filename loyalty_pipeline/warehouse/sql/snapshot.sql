@@ -56,7 +56,8 @@ WITH raw AS (
                       AND row_number() OVER (PARTITION BY c_customer_id, len(problems) = 0
                                              ORDER BY source_line) > 1
                  THEN [problem('customer_id', customer_id, 'duplicate_member')]
-                 WHEN len(problems) = 0 AND $email_is_key AND c_email IS NOT NULL
+                 WHEN len(problems) = 0 AND $email_is_key
+                      AND regexp_full_match(c_email, '[^@\s]+@[^@\s]+\.[^@\s]+')  -- a valid one
                       AND row_number() OVER (PARTITION BY c_email, len(problems) = 0
                                              ORDER BY source_line) > 1
                  THEN [problem('email', email, 'duplicate_member')]
