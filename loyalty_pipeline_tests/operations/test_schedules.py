@@ -101,3 +101,17 @@ def test_the_freshness_schedule_checks_at_the_deadline(tmp_path, instance):
     # The daily job never runs the freshness checks: they are not about one business date.
     daily_checks = pipe.defs.resolve_job_def("daily_job").asset_layer.asset_graph.asset_check_keys
     assert {k.name for k in daily_checks}.isdisjoint({"done_by_deadline"})
+
+
+def test_a_backfill_run_does_not_evaluate_freshness(tmp_path):
+    """Backfills and UI materializations select every check of their assets: freshness stays silent there."""
+    pipe = Pipeline(tmp_path)
+    pipe.write_accounts(day(0), [account("C1")])
+    job = pipe.defs.resolve_implicit_global_asset_job_def()
+    keys = [dg.AssetKey(k) for k in ("loyalty_export", "loyalty_snapshot")]
+    assert "done_by_deadline" in {k.name for k in job.asset_layer.asset_graph.asset_check_keys}
+    result = job.execute_in_process(partition_key=day(0), instance=pipe.instance, asset_selection=keys)
+    assert result.success
+    names = {e.check_name for e in result.get_asset_check_evaluations()}
+    assert "one_row_per_customer" in names and "done_by_deadline" not in names
+    assert "freshness_checks" in {e.step_key for e in result.get_step_success_events()}   # it ran, silently
