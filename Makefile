@@ -23,9 +23,9 @@ demo: install  ## two weeks of sample exports, processed day by day on the embed
 test: install  ## the whole suite, from scratch
 	$(BIN)/python -m pytest
 
-dev: install  ## the Dagster UI (runs made by `make demo` included)
+dev: install  ## the Dagster UI (runs made by `make demo` included), delivering to a local ShopiMind emulator
 	$(BIN)/python -c "from loyalty_pipeline.instance import dagster_home; dagster_home()"
-	$(BIN)/dagster dev -w workspace.yaml
+	$(BIN)/python -m loyalty_pipeline.shopimind.demo $(BIN)/dagster dev -w workspace.yaml  # unless SHOPIMIND_* are set
 
 bench: install  ## speed and memory against the machine's limits (not part of `make test`)
 	$(BIN)/python -m loyalty_pipeline.bench --members $(BENCH_MEMBERS)

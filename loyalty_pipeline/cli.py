@@ -78,6 +78,21 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_shopimind_replay(args: argparse.Namespace) -> int:
+    from .shopimind.delivery import replay
+    from .warehouse.connection import connect
+
+    con = connect(settings.warehouse_path())
+    try:
+        released = replay(con, destination=args.destination, kind=args.kind, day=args.day,
+                          code_name=args.code_name)
+    finally:
+        con.close()
+    print(f"{released} rejected key(s) released for delivery: events go with the next run of their day (or of "
+          "a day up to max_event_age_days after it), accounts with the next run of the newest day")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -113,6 +128,14 @@ def parser() -> argparse.ArgumentParser:
 
     summary = sub.add_parser("summary", help="print what the warehouse holds, day by day")
     summary.set_defaults(func=cmd_summary)
+
+    replay = sub.add_parser("shopimind-replay", help="release rejected ShopiMind rows for another delivery attempt "
+                                                     "(fix their cause first)")
+    replay.add_argument("--kind", choices=["account", "event"])
+    replay.add_argument("--day", type=_date, help="only rows of this business date")
+    replay.add_argument("--code-name", help="only events of this type, e.g. loyalty.points_earned")
+    replay.add_argument("--destination", help="only rows of this API base URL")
+    replay.set_defaults(func=cmd_shopimind_replay)
 
     demo = sub.add_parser("demo", help="sample exports → every day → summary (what `make demo` runs)")
     demo.add_argument("--members", type=int, default=2000)

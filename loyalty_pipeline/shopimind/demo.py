@@ -1,8 +1,15 @@
-"""`make demo` / `make dev` side of ShopiMind: deliver to a local emulator unless told otherwise."""
+"""`make demo` / `make dev` side of ShopiMind: deliver to a local emulator unless told otherwise.
+
+`python -m loyalty_pipeline.shopimind.demo CMD…` runs CMD (e.g. `dagster dev`) with SHOPIMIND_* pointing
+at an emulator served by this process on 127.0.0.1:8765 (or a free port if taken).
+"""
 
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,7 +28,12 @@ def local_shopimind(port: int = 0) -> Iterator[Emulator | None]:
         yield None
         return
     saved = {name: os.environ.get(name) for name in (KEY_ENV, URL_ENV)}
-    with Emulator(port=port) as emulator:
+    emulator = Emulator(port=port)
+    try:
+        emulator.start()
+    except OSError:  # the port is taken (another emulator?): any free one will do
+        emulator = Emulator(port=0).start()
+    with emulator:
         os.environ.update({KEY_ENV: EMULATOR_API_KEY, URL_ENV: emulator.base_url})
         print(f"ShopiMind: delivering to the bundled emulator at {emulator.base_url} "
               f"(set {KEY_ENV} and {URL_ENV} to use another)")
@@ -52,3 +64,18 @@ def print_holdings(emulator: Emulator | None) -> None:
         print(f"  {code_name:<36} {triggered.get(code_name, 0):>7}")
     calls = {route: c["total"] for route, c in state["requests"].items()}
     print(f"requests: {sum(calls.values())} ({', '.join(f'{r} {n}' for r, n in sorted(calls.items()))})")
+
+
+def run_with_local_shopimind(argv: list[str], port: int = 8765) -> int:
+    """Run a command (the Dagster UI) while this process serves the emulator it delivers to."""
+    with local_shopimind(port=port):
+        child = subprocess.Popen(argv)
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the child to handle
+        try:
+            return child.wait()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+if __name__ == "__main__":
+    sys.exit(run_with_local_shopimind(sys.argv[1:]))

@@ -12,6 +12,7 @@ import duckdb
 import httpx
 import pytest
 
+from loyalty_pipeline.cli import main
 from loyalty_pipeline.shopimind.client import ShopiMindClient
 from loyalty_pipeline.shopimind.delivery import DeliverySettings, deliver_accounts, deliver_events
 from loyalty_pipeline.warehouse.connection import connect
@@ -172,3 +173,28 @@ def test_rejected_items_in_another_shape_are_matched_by_payload_and_unattributab
     # Which one was refused cannot be told: neither is taken as acknowledged; both go again next run.
     assert {k: v for k, v in states(con).items() if k in ("C1", "C4")} == {"C1": ("failed", 2), "C4": ("failed", 1)}
     assert con.execute("SELECT points_balance FROM account_sync_state WHERE customer_id = 'C1'").fetchone() == (100,)
+
+
+def test_a_rejected_event_is_never_resent_until_ops_replay_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture):
+    path = tmp_path / "ops.duckdb"
+    con = connect(path)
+    add_event(con, "E1", D1)
+    api = Api()
+    api.handlers = {("POST", "/v1/events/trigger"): lambda r: httpx.Response(
+        400, json={"statusCode": 400, "message": "metaData.reason must be a string of at most 255 chars"})}
+    deliver_events(con, api.client(), D1, DEST, SETTINGS)
+    deliver_events(con, api.client(), D1, DEST, SETTINGS)
+    assert api.calls[("POST", "/v1/events/trigger")] == 1
+    assert con.execute("SELECT status, http_status, error FROM delivery_state").fetchall() == [
+        ("rejected", 400, "metaData.reason must be a string of at most 255 chars")]
+    con.close()
+
+    monkeypatch.setenv("LOYALTY_WAREHOUSE", str(path))
+    assert main(["shopimind-replay", "--kind", "event", "--day", D1.isoformat()]) == 0
+    assert capsys.readouterr().out.startswith("1 rejected key(s) released")
+    con = connect(path)
+    api.handlers[("POST", "/v1/events/trigger")] = ok
+    deliver_events(con, api.client(), D1, DEST, SETTINGS)
+    assert api.calls[("POST", "/v1/events/trigger")] == 2 and states(con) == {"E1": ("sent", 2)}
+    con.close()
