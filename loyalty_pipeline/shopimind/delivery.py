@@ -42,6 +42,9 @@ from .models import (
 
 _STATUS = {"ok": "sent", "rejected": "rejected", "failed": "failed", "uncertain": "uncertain"}
 _TOO_LARGE = re.compile(r"too (many|large|long|big)|maximum|\bmax\b|limit|exceed", re.IGNORECASE)
+# Whole-request refusals that say the bootstrap is gone (deleted or deactivated since the run began):
+# not the rows' fault, so they stop the run as `failed` instead of marking every row rejected.
+_SETUP_GONE = re.compile(r"definition.*(not found|not active|inactive)|event .*not found", re.IGNORECASE)
 HISTORY_PAGE = 100
 
 
@@ -203,6 +206,10 @@ def _save(client: ShopiMindClient, id_definition: int, rows: list[tuple], record
             sizer.shrink(half)
             return (_save(client, id_definition, rows[:half], records[:half], day, sizer)
                     + _save(client, id_definition, rows[half:], records[half:], day, sizer))
+        if _SETUP_GONE.search(result.error or ""):
+            error = f"{result.error}: the LoyaltyAccount definition changed during the run; re-run to set it up"
+            return [Outcome("account", r[0], day, r[0], None, "failed", http_status=result.status, error=error,
+                            requests=result.requests, attempt_inc=1, payload_hash=r[6], fatal=True) for r in rows]
         return [outcome(i, "rejected", result, result.error) for i in range(len(rows))]
     rejected: dict[int, str] = {}
     unmapped = []
@@ -291,6 +298,10 @@ def _trigger(client: ShopiMindClient, row: tuple) -> Outcome:
         result = client.trigger(code_name, body)
     except AuthError as exc:
         return Outcome("event", key, day, customer_id, code_name, "failed", error=str(exc), fatal=True)
+    if result.outcome == "rejected" and _SETUP_GONE.search(result.error or ""):
+        return Outcome("event", key, day, customer_id, code_name, "failed", http_status=result.status,
+                       error=f"{result.error}: event type undeclared during the run; re-run to declare it",
+                       requests=result.requests, fatal=True)
     return Outcome("event", key, day, customer_id, code_name, _STATUS[result.outcome], http_status=result.status,
                    error=result.error, requests=result.requests)
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from loyalty_pipeline.cli import main
-from loyalty_pipeline.shopimind.client import ShopiMindClient
+from loyalty_pipeline.shopimind.client import ShopiMindClient, ShopiMindError
 from loyalty_pipeline.shopimind.delivery import DeliverySettings, deliver_accounts, deliver_events
 from loyalty_pipeline.warehouse.connection import connect
 
@@ -198,3 +198,20 @@ def test_a_rejected_event_is_never_resent_until_ops_replay_it(tmp_path: Path, mo
     deliver_events(con, api.client(), D1, DEST, SETTINGS)
     assert api.calls[("POST", "/v1/events/trigger")] == 2 and states(con) == {"E1": ("sent", 2)}
     con.close()
+
+
+def test_a_bootstrap_gone_mid_run_stops_the_run_without_rejecting_the_rows(con):
+    add_event(con, "E1", D1)
+    add_member(con, "C1")
+    api = Api()
+    api.handlers = {
+        ("POST", "/v1/events/trigger"): lambda r: httpx.Response(
+            400, json={"statusCode": 400, "message": "event 'loyalty.points_earned' not found"}),
+        ("POST", "/v1/custom-data-records"): lambda r: httpx.Response(
+            400, json={"statusCode": 400, "message": "Custom data definition not found"}),
+    }
+    with pytest.raises(ShopiMindError, match="event type undeclared during the run"):
+        deliver_events(con, api.client(), D1, DEST, SETTINGS)
+    with pytest.raises(ShopiMindError, match="definition changed during the run"):
+        deliver_accounts(con, api.client(), D1, DEST, 7, SETTINGS)
+    assert states(con) == {"E1": ("failed", 1), "C1": ("failed", 1)}  # retried by the next run
