@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import dagster as dg
 import yaml
 
 from loyalty_pipeline_tests.harness import DEFAULT_PROGRAM, Pipeline
@@ -42,3 +43,20 @@ def counts(pipeline: Pipeline, day: str) -> tuple[int, int, int]:
         "(SELECT count(*) FROM snapshots WHERE snapshot_date = $d), "
         "(SELECT count(*) FROM quarantine WHERE snapshot_date = $d AND kind = 'accounts')",
         {"d": day})[0]
+
+
+def run_ingest(pipeline: Pipeline, day: str) -> dg.ExecuteInProcessResult:
+    """The real daily job, limited to loyalty_export + loyalty_snapshot (and their checks)."""
+    job = pipeline.defs.resolve_job_def("daily_job")
+    return job.execute_in_process(partition_key=day, instance=pipeline.instance, raise_on_error=False,
+                                  asset_selection=[dg.AssetKey("loyalty_export"), dg.AssetKey("loyalty_snapshot")])
+
+
+def run_with_tags(pipeline: Pipeline, day: str, tags: dict) -> dg.ExecuteInProcessResult:
+    """The daily job without the ShopiMind assets (no API key in tests), with run tags."""
+    job = pipeline.defs.resolve_job_def("daily_job")
+    graph = pipeline.defs.resolve_asset_graph()
+    selection = list((dg.AssetSelection.all() - dg.AssetSelection.groups("shopimind")).resolve(graph)
+                     & job.asset_layer.executable_asset_keys)
+    return job.execute_in_process(partition_key=day, instance=pipeline.instance, tags=tags,
+                                  raise_on_error=False, asset_selection=selection)
