@@ -36,6 +36,17 @@ class Source(_Strict):
     # Yotpo's dashboard CSV has undocumented headers: map them to canonical names here.
     column_map: dict[str, str] = Field(default_factory=dict)
 
+    @field_validator("column_map")
+    @classmethod
+    def _canonical_targets(cls, value: dict[str, str]) -> dict[str, str]:
+        from .sources.canonical import ACCOUNT_COLUMNS, ACTIVITY_COLUMNS
+
+        unknown = sorted(set(value.values()) - set(ACCOUNT_COLUMNS) - set(ACTIVITY_COLUMNS))
+        if unknown:
+            raise ValueError(f"maps headers to unknown column(s) {', '.join(unknown)}; "
+                             f"canonical columns are {', '.join(ACCOUNT_COLUMNS)}")
+        return value
+
 
 class Tier(_Strict):
     name: str

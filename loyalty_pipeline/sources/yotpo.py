@@ -81,11 +81,8 @@ def normalise_header(name: str) -> str:
 
 
 def csv_column_map(present: list[str], column_map: Mapping[str, str]) -> dict[str, str]:
-    """header → canonical column: `column_map` first (exact header), then the known header names."""
-    unknown = sorted(set(column_map.values()) - set(ACCOUNT_COLUMNS))
-    if unknown:
-        raise ExportError(f"source.column_map maps to unknown column(s) {', '.join(unknown)}; "
-                          f"canonical columns are {', '.join(ACCOUNT_COLUMNS)}")
+    """header → canonical column: `column_map` first (exact header; program.py checks its targets),
+    then the known header names."""
     mapping = {h: column_map[h] for h in present if h in column_map}
     known = {alias: column for column, aliases in CSV_HEADERS.items() for alias in aliases}
     claimed: dict[str, list[str]] = {}

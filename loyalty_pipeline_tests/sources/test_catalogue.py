@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from loyalty_pipeline.defs.operations.checks import CONFIRM_TAG
+from loyalty_pipeline.program import ProgramError, load_program
 from loyalty_pipeline_tests.harness import DEFAULT_PROGRAM, Pipeline, failure_messages
 from loyalty_pipeline_tests.operations.helpers import checks_of, materialized
 from loyalty_pipeline_tests.sources.helpers import counts, run_ingest, run_with_tags
@@ -406,6 +407,11 @@ def test_yotpo_csv_headers_are_mapped_in_program_yaml(tmp_path):
     write(pipeline, "yotpo_csv", render("yotpo_csv", rows))
     assert run_ingest(pipeline, DAY).success
     assert snapshot(pipeline, "customer_id, lifetime_points") == [("C1", 150)]
+
+
+def test_column_map_targets_must_be_canonical_columns(tmp_path):
+    with pytest.raises(ProgramError, match=r"source\.column_map: .*unknown column\(s\) lifetime"):
+        load_program(pipeline_for(tmp_path, "yotpo_csv", column_map={"Lifetime Pts": "lifetime"}).program_path)
 
 
 # -- volume: a collapsed export stops the outbound assets until an operator confirms ---------------------------
