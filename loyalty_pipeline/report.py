@@ -23,9 +23,10 @@ SECTIONS = {
         SELECT snapshot_date AS day, count(*) AS members, count(*) FILTER (enrolled) AS enrolled,
                sum(points_balance) AS points_liability
         FROM snapshots GROUP BY ALL ORDER BY day""",
-    "Rows quarantined, by reason": """
-        SELECT snapshot_date AS day, kind, reason, count(*) AS rows
-        FROM quarantine GROUP BY ALL ORDER BY day, kind, reason""",
+    "Rows quarantined, by reason (table quarantine has file, line, field and value)": """
+        SELECT day, sum(n)::BIGINT AS rows, string_agg(kind || ':' || reason || '=' || n, ', ' ORDER BY kind, reason) AS why
+        FROM (SELECT snapshot_date AS day, kind, reason, count(*) AS n FROM quarantine GROUP BY ALL)
+        GROUP BY day ORDER BY day""",
     "Deltas by kind (tier moves in the last columns)": """
         SELECT snapshot_date AS day, any_value(gap_days) AS gap,
                count(*) FILTER (change_kind = 'new') AS new,
