@@ -409,6 +409,12 @@ def test_yotpo_csv_headers_are_mapped_in_program_yaml(tmp_path):
     assert snapshot(pipeline, "customer_id, lifetime_points") == [("C1", 150)]
 
 
+def test_yotpo_csv_ambiguous_headers_fail_asking_for_a_mapping(tmp_path):
+    rows = [{**member("yotpo_csv", "C1"), "Is Opt In": "No"}]
+    fails(tmp_path, "yotpo_csv", render("yotpo_csv", rows), "'Opted In', 'Is Opt In' could all be enrolled",
+          "source.column_map")
+
+
 def test_column_map_targets_must_be_canonical_columns(tmp_path):
     with pytest.raises(ProgramError, match=r"source\.column_map: .*unknown column\(s\) lifetime"):
         load_program(pipeline_for(tmp_path, "yotpo_csv", column_map={"Lifetime Pts": "lifetime"}).program_path)
