@@ -80,7 +80,7 @@ def normalise_header(name: str) -> str:
     return re.sub(r"[^0-9a-z]+", "_", name.strip().lower()).strip("_")
 
 
-def csv_column_map(present: list[str], column_map: Mapping[str, str]) -> dict[str, str]:
+def csv_column_map(file: ExportFile, present: list[str], column_map: Mapping[str, str]) -> dict[str, str]:
     """header → canonical column: `column_map` first (exact header; program.py checks its targets),
     then the known header names."""
     mapping = {h: column_map[h] for h in present if h in column_map}
@@ -92,7 +92,7 @@ def csv_column_map(present: list[str], column_map: Mapping[str, str]) -> dict[st
             claimed.setdefault(column, []).append(h)
     for column, headers in claimed.items():
         if len(headers) > 1:
-            raise ExportError(f"headers {', '.join(map(repr, headers))} could all be {column}: "
+            raise ExportError(f"{file.path}: headers {', '.join(map(repr, headers))} could all be {column}: "
                               f"name the right one in source.column_map (header: {column})")
         mapping[headers[0]] = column
     return mapping
@@ -100,7 +100,7 @@ def csv_column_map(present: list[str], column_map: Mapping[str, str]) -> dict[st
 
 def _dashboard_csv_sql(file: ExportFile, encoding: str, column_map: Mapping[str, str]) -> str:
     present = header(file, encoding, utf8_path(file, encoding))
-    mapping = csv_column_map(present, column_map)
+    mapping = csv_column_map(file, present, column_map)
     missing = [c for c in CSV_REQUIRED if c not in mapping.values()]
     if missing:
         raise ExportError(
