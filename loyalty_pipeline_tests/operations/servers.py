@@ -27,11 +27,12 @@ def free_port() -> int:
 class DagsterServers:
     """Started processes are killed by their own process group (never by name) on exit."""
 
-    def __init__(self, root: Path, env: dict[str, str]):
+    def __init__(self, root: Path, env: dict[str, str], extra_yaml: str = ""):
         self.root = root
         self.home = root / "dagster_home"
         self.home.mkdir(parents=True, exist_ok=True)
-        (self.home / "dagster.yaml").write_text(DAGSTER_YAML)   # the project's instance: pool limit 1
+        # The project's instance (pool limit 1, serial tag), plus what a test needs.
+        (self.home / "dagster.yaml").write_text(DAGSTER_YAML + extra_yaml)
         self.env = {**os.environ, "DAGSTER_HOME": str(self.home), **env}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
