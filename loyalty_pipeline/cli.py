@@ -18,7 +18,8 @@ def days_between(start: dt.date, end: dt.date) -> list[dt.date]:
     return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
 
 
-def run_days(start: dt.date, end: dt.date, *, job_name: str = "daily_job", run_config: dict | None = None) -> bool:
+def run_days(start: dt.date, end: dt.date, *, job_name: str = "daily_job", run_config: dict | None = None,
+             tags: dict[str, str] | None = None) -> bool:
     """Run the daily job for each business date in order, in this process, on the project's instance
     (so the runs show in the UI). Stops at the first failed day: later days' deltas depend on it."""
     from .definitions import defs
@@ -31,19 +32,29 @@ def run_days(start: dt.date, end: dt.date, *, job_name: str = "daily_job", run_c
     for day in days_between(start, end):
         result = job.execute_in_process(
             partition_key=day.isoformat(), instance=instance, run_config={**quiet, **(run_config or {})},
-            raise_on_error=False,
+            raise_on_error=False, tags=tags,
         )
         print(f"{day}  {'ok' if result.success else 'FAILED'}  run {result.run_id[:8]}", flush=True)
         if not result.success:
             for event in result.all_events:
                 if event.is_step_failure and event.step_failure_data.error:
                     print(f"    {event.step_key}: {event.step_failure_data.error.message.strip()}")
+            for check in result.get_asset_check_evaluations():  # a blocking check says why in its description
+                if not check.passed:
+                    print(f"    check {check.check_name}: {check.description or 'failed'}")
             return False
     return True
 
 
+def _tag(value: str) -> tuple[str, str]:
+    key, sep, val = value.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {value!r}")
+    return key, val
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    return 0 if run_days(args.start, args.end) else 1
+    return 0 if run_days(args.start, args.end, tags=dict(args.tag) or None) else 1
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -106,6 +117,8 @@ def parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="process business dates START..END in order through the daily job")
     run.add_argument("--start", type=_date, required=True)
     run.add_argument("--end", type=_date, required=True)
+    run.add_argument("--tag", type=_tag, action="append", default=[], metavar="KEY=VALUE",
+                     help="run tag, e.g. loyalty/confirm_volume_change=true after a checked big change")
     run.set_defaults(func=cmd_run)
 
     gen = sub.add_parser("generate-sample", help="write simulated daily exports")

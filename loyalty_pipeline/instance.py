@@ -31,7 +31,9 @@ def dagster_home() -> Path:
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT / ".dagster")))
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists():
+    # Rewrite our own file when this version's differs (e.g. new run-queue limits); never a hand-made one.
+    if not config.exists() or (config.read_text().startswith(DAGSTER_YAML.splitlines()[0])
+                               and config.read_text() != DAGSTER_YAML):
         config.write_text(DAGSTER_YAML)
     return home
 

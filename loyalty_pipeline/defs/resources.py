@@ -12,7 +12,7 @@ import dagster as dg
 import duckdb
 
 from ..program import Program, load_program
-from ..warehouse.analytics import publish_day
+from ..warehouse.analytics import publish_current, publish_day
 from ..warehouse.connection import connect
 from ..warehouse.daily import prepare
 
@@ -58,6 +58,11 @@ class WarehouseResource(dg.ConfigurableResource):
         """Copy the day of each table to the analysts' Parquet files (see warehouse/analytics.py)."""
         for table in tables:
             publish_day(con, Path(self.path), table, day)
+
+    def publish_current(self, con: duckdb.DuckDBPyConnection, tables: list[str]) -> None:
+        """Copy whole state tables (not partitioned by day, e.g. delivery_state) to the analysts' files."""
+        for table in tables:
+            publish_current(con, Path(self.path), table)
 
 
 class OutboundResource(dg.ConfigurableResource):

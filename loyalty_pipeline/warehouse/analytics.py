@@ -41,6 +41,17 @@ def publish_day(con: duckdb.DuckDBPyConnection, warehouse: Path, table: str, day
     return target
 
 
+def publish_current(con: duckdb.DuckDBPyConnection, warehouse: Path, table: str) -> Path:
+    """Write a whole non-partitioned state table (e.g. delivery_state) as `<table>/current.parquet`."""
+    folder = parquet_root(warehouse) / table
+    folder.mkdir(parents=True, exist_ok=True)
+    target, tmp = folder / "current.parquet", folder / f".current.parquet.{os.getpid()}.tmp"
+    con.execute(f"COPY (SELECT * FROM {table}) TO '{tmp}' (FORMAT parquet)")
+    os.replace(tmp, target)
+    refresh_catalog(warehouse)
+    return target
+
+
 def refresh_catalog(warehouse: Path) -> Path:
     """(Re)build analytics.duckdb with one view per published table."""
     root = parquet_root(warehouse)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -106,3 +109,25 @@ def test_an_event_storm_stops_the_event_deliveries_of_the_day(tmp_path: Path):
         confirmed = run_with_tags(pipe, day(2), {CONFIRM_TAG: "true"})
         assert confirmed.success and "shopimind_events" in materialized(confirmed)
         assert len(emulator.state()["histories"]) == 20
+
+
+def test_ops_confirm_from_the_shell_with_a_run_tag(tmp_path: Path):
+    """`loyalty-pipeline run` prints why a blocking check stopped the day, and --tag confirms it."""
+    exports = tmp_path / "exports"
+    pipe = Pipeline(tmp_path)   # only to write the files
+    pipe.write_accounts(day(0), [account(f"C{i:03}") for i in range(300)])
+    pipe.write_accounts(day(1), [account(f"C{i:03}") for i in range(120)])   # -60 %, 180 members
+    with Emulator() as emulator:
+        env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home"), "LOYALTY_EXPORTS_DIR": str(exports),
+               "LOYALTY_WAREHOUSE": str(tmp_path / "wh" / "loyalty.duckdb"),
+               "LOYALTY_OUTBOUND_DIR": str(tmp_path / "out"),
+               "SHOPIMIND_BASE_URL": emulator.base_url, "SHOPIMIND_API_KEY": EMULATOR_API_KEY}
+        cli = [str(Path(sys.executable).parent / "loyalty-pipeline"), "run", "--start", day(0), "--end", day(1)]
+        blocked = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=300)
+        assert blocked.returncode == 1
+        assert f"{day(1)}  FAILED" in blocked.stdout
+        assert "check member_count_within_band: 300 members on 2026-03-01 → 120 on 2026-03-02" in blocked.stdout
+        confirmed = subprocess.run([*cli[:3], day(1), "--end", day(1), "--tag", f"{CONFIRM_TAG}=true"],
+                                   env=env, capture_output=True, text=True, timeout=300)
+    assert confirmed.returncode == 0, confirmed.stdout + confirmed.stderr
+    assert f"{day(1)}  ok" in confirmed.stdout

@@ -139,6 +139,7 @@ def shopimind_accounts(context: dg.AssetExecutionContext, config: DeliveryConfig
             except ShopiMindError as exc:
                 raise _failure(exc) from None
             requests = dict(client.stats)
+        warehouse.publish_current(con, ["delivery_state"])  # the analysts' read path (README, Operations)
         metadata = {
             "destination": destination,
             "definition_id": id_definition,
@@ -196,6 +197,7 @@ def shopimind_events(context: dg.AssetExecutionContext, config: DeliveryConfig, 
             except ShopiMindError as exc:
                 raise _failure(exc) from None
             requests = dict(client.stats)
+        warehouse.publish_current(con, ["delivery_state"])  # the analysts' read path (README, Operations)
         final: Counter = Counter()
         per_type: dict[str, int] = {}
         for (status, code), n in stats["final"].items():
