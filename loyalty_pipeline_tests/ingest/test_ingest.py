@@ -75,7 +75,7 @@ def test_every_bad_row_is_quarantined_with_its_reason_and_counts_reconcile(pipel
 
 
 def test_all_problems_of_a_row_are_kept(pipeline: Pipeline):
-    pipeline.write_accounts(DAY, [account("C1", points="x", lifetime=5, tier="Diamond")])
+    pipeline.write_accounts(DAY, [account("C0"), account("C1", points="x", lifetime=5, tier="Diamond")])
     pipeline.run(DAY)
     (problems,) = pipeline.query("SELECT problems FROM quarantine")[0]
     assert [p["reason"] for p in json.loads(problems)] == ["invalid_integer", "unknown_tier"]
