@@ -41,13 +41,20 @@ def machine() -> dict:
                 mem_kb = int(line.split()[1])
     except OSError:
         pass
-    try:
-        git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
-                             text=True, check=False).stdout.strip() or None
-    except OSError:
-        git = None
     return {"cpus": os.cpu_count(), "mem_gib": round(mem_kb / 1024 ** 2, 1), "platform": platform.platform(),
-            "python": platform.python_version(), "duckdb": duckdb.__version__, "git": git}
+            "python": platform.python_version(), "duckdb": duckdb.__version__, "git": git_revision()}
+
+
+def git_revision() -> str | None:
+    """HEAD, with "+dirty" when tracked files differ from it (the code measured is the working tree)."""
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
+                             text=True, check=False).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "loyalty_pipeline"],
+                               cwd=PROJECT_ROOT, capture_output=True, text=True, check=False).stdout.strip()
+    except OSError:
+        return None
+    return (rev + ("+dirty" if dirty else "")) or None
 
 
 def log(message: str) -> None:
@@ -116,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
     result["meta"]["load_after"] = load_average()
+    result["meta"]["git_after"] = git_revision()
     result["meta"]["total_s"] = round(time.perf_counter() - started, 1)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{stamp}.json"

@@ -243,6 +243,8 @@ def rerun(args: dict) -> dict:
     with measured(peak, out, "outbound") as m:
         result = run_job(job, DAY2)
         m["success"] = result.success
+    m["failures"] = [f"{e.step_key}: {e.step_failure_data.error.message.strip()[:500]}"
+                     for e in result.all_events if e.is_step_failure and e.step_failure_data.error]
     if args.get("remove_db", True):
         remove_db(db)
     return out

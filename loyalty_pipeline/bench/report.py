@@ -110,11 +110,14 @@ def requests_vs_change(outbound: dict, change: dict, batch_size: int) -> dict:
 
 def summarize_rerun(runs: list[dict], first_processing_s: float) -> dict:
     seconds = med([r["processing"]["seconds"] for r in runs])
+    worst = max(runs, key=lambda r: r["requests"]["total"])  # the target is "no request at all"
     return {"processing_s": seconds, "first_run_processing_s": first_processing_s,
             "ratio": round(seconds / first_processing_s, 3) if first_processing_s else None,
             "outbound_s": med([r["outbound"]["seconds"] for r in runs]),
             "outbound_success": all(r["outbound"]["success"] for r in runs),
-            "requests": runs[0]["requests"], "peak_rss_mb": max(r["processing"]["peak_rss_mb"] for r in runs)}
+            "outbound_failures": [f for r in runs for f in r["outbound"].get("failures", [])],
+            "requests": worst["requests"], "requests_per_run": [r["requests"]["total"] for r in runs],
+            "peak_rss_mb": max(r["processing"]["peak_rss_mb"] for r in runs)}
 
 
 def _target(name: str, target: str, measured: float | None, ok: bool | None, miss: str | None = None,
@@ -220,14 +223,16 @@ def tables(result: dict) -> list[tuple[str, list[str], list[list[str]]]]:
         for name, label in (("pipeline", "pipeline (deliver_accounts + deliver_events)"), ("raw", "raw httpx loop")):
             s = o[name]
             req = s["requests"]
+            client_busy = s["client_cpu_s"] / s["seconds"] if s["seconds"] else None
             rows.append([label, _fmt(s["seconds"], " s"), _fmt(s["records_per_s"]), _fmt(s["events_per_s"]),
                          f"{req['records']:,} + {req['triggers']:,} (+{req['other']})", _fmt(s["requests_per_s"]),
-                         _fmt(s["peak_rss_mb"], " MB"), _fmt(s["emulator_busy"])])
+                         _fmt(s["peak_rss_mb"], " MB"), _fmt(client_busy), _fmt(s["emulator_busy"])])
         out.append((f"Outbound of day 2: {o['pipeline']['records']:,} records, {o['pipeline']['events']:,} events, "
                     f"concurrency {meta['settings']['concurrency']} (median of {len(o['ratios'])}); "
-                    f"pipeline / raw = {o['ratio']}",
-                    ["client", "wall", "records/s", "events/s", "requests (records + triggers, +other)",
-                     "req/s", "peak RSS", "emulator CPU/wall"], rows))
+                    f"throughput pipeline / raw = {o['ratio']} (accounts {o['ratio_accounts']}, "
+                    f"events {o['ratio_events']})",
+                    ["client", "wall", "records/s", "events/s", "requests (records + triggers, +bootstrap)",
+                     "req/s", "peak RSS", "client CPU/wall", "emulator CPU/wall"], rows))
     if "rerun" in result:
         r = result["rerun"]["summary"]
         out.append(("Re-running the finished day 2",
@@ -268,4 +273,5 @@ def header(result: dict) -> str:
     mc = m["machine"]
     return (f"{m['members']:,} members, formats {','.join(m['formats'])}, {m['repeats']} repeat(s); "
             f"{mc['cpus']} CPUs, {mc['mem_gib']} GiB, {mc['platform']}; load before/after "
-            f"{m['load_before']} / {m.get('load_after')}; duckdb {mc['duckdb']}, git {mc['git']}")
+            f"{m['load_before']} / {m.get('load_after')}; duckdb {mc['duckdb']}, git {mc['git']}"
+            + (f" → {m['git_after']}" if m.get("git_after") and m["git_after"] != mc["git"] else ""))
