@@ -51,3 +51,18 @@ def test_a_late_earlier_day_is_used_once_its_snapshot_exists(pipeline: Pipeline)
     pipeline.run("2026-03-02")  # arrives late; re-running the following day re-bases it
     pipeline.run("2026-03-03")
     assert deltas(pipeline, "2026-03-03")["C1"][:4] == ("2026-03-02", 1, "changed", 30)
+
+
+def test_deltas_of_a_day_never_ingested_are_skipped_not_failed(pipeline: Pipeline):
+    """A UI backfill ending on D also selects D+1's deltas; if D+1 has no export yet, skip them."""
+    import dagster as dg
+
+    from loyalty_pipeline.defs.snapshots.assets import account_deltas
+
+    pipeline.write_accounts("2026-03-01", [account("C1")])
+    pipeline.run("2026-03-01")
+    result = dg.materialize([account_deltas], partition_key="2026-03-02", resources=pipeline.resources(),
+                            instance=pipeline.instance)
+    assert result.success
+    assert result.get_asset_materialization_events() == []
+    assert pipeline.query("SELECT count(*) FROM account_deltas WHERE snapshot_date = '2026-03-02'") == [(0,)]

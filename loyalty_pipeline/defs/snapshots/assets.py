@@ -23,10 +23,18 @@ _today_and_yesterday = dg.TimeWindowPartitionMapping(
     kinds={"duckdb"},
     deps=[dg.AssetDep(loyalty_snapshot, partition_mapping=_today_and_yesterday)],
     description="Each member's change against the latest earlier snapshot (table account_deltas).",
+    # A UI backfill of days ..D also selects the deltas of D+1 (they read D's snapshot). If D+1 was
+    # never ingested there is nothing to compare yet: skip (no materialization, downstream skipped).
+    output_required=False,
 )
-def account_deltas(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def account_deltas(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     day = partition_day(context)
     with warehouse.connect() as con:
+        ingested = con.execute("SELECT count(*) FROM export_files WHERE snapshot_date = $day",
+                               {"day": day}).fetchone()[0]
+        if not ingested:
+            context.log.info(f"{day} has not been ingested yet: no deltas to compute, skipped")
+            return
         try:
             stats = build_deltas(con, day)
         except ExportError as exc:
@@ -38,7 +46,7 @@ def account_deltas(context: dg.AssetExecutionContext, warehouse: WarehouseResour
             "AS tier_after, count(*) AS members FROM account_deltas "
             "WHERE snapshot_date = $day AND tier_direction IS NOT NULL GROUP BY ALL ORDER BY ALL", {"day": day})
     previous = stats["previous_snapshot_date"]
-    return dg.MaterializeResult(metadata={
+    yield dg.MaterializeResult(metadata={
         "rows": stats["rows"],
         "baseline": stats["baseline"],
         "previous_snapshot_date": previous.isoformat() if previous else "none (baseline)",
