@@ -9,11 +9,16 @@ Guarantees (DESIGN.md invariants 5-9):
 - an event is committed `in_flight` before its request leaves; an `in_flight` or `uncertain` event is
   looked up in the event histories before anything is resent; `sent`/`rejected` events are never resent;
 - an account is sent only when its mapped values differ from the last acknowledged push, and only from
-  the newest snapshot, so an old day never overwrites newer state.
+  the newest snapshot, so an old day never overwrites newer state;
+- nothing to send, no request: the bootstrap (`setup`) is asked for only before the first record or
+  trigger goes out, and histories are searched only for in_flight/uncertain events. When ShopiMind
+  answers that the bootstrap is gone (definition or event type not found), setup is re-run once
+  (`setup(True)`) and the refused batch or event retried once; refused again, the run stops as failed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import re
@@ -21,7 +26,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -42,8 +47,9 @@ from .models import (
 
 _STATUS = {"ok": "sent", "rejected": "rejected", "failed": "failed", "uncertain": "uncertain"}
 _TOO_LARGE = re.compile(r"too (many|large|long|big)|maximum|\bmax\b|limit|exceed", re.IGNORECASE)
-# Whole-request refusals that say the bootstrap is gone (deleted or deactivated since the run began):
-# not the rows' fault, so they stop the run as `failed` instead of marking every row rejected.
+# Whole-request refusals that say the bootstrap is gone (deleted or deactivated, a shop reset, a stale
+# cache): not the rows' fault, so they are `failed`, never `rejected`: setup is re-run and they are
+# retried once; refused again, the run stops.
 _SETUP_GONE = re.compile(r"definition.*(not found|not active|inactive)|event .*not found", re.IGNORECASE)
 HISTORY_PAGE = 100
 
@@ -79,6 +85,49 @@ class Outcome:
     payload_hash: str | None = None
     note: str | None = None
     fatal: bool = False  # the whole run must stop (bad key): recorded, then raised
+    setup_gone: bool = False  # refused because the definition or event type is not there
+
+
+# Setup as delivery sees it: setup(heal) -> the definition id; heal=True re-runs it from scratch.
+Setup = Callable[[bool], int]
+
+
+class _Bootstrap:
+    """The bootstrap of one delivery run: asked for lazily, before the first request that relies on it
+    (so a day with nothing to send makes no setup request), and re-run at most once per run."""
+
+    def __init__(self, setup: Setup | None, id_definition: int | None) -> None:
+        self.setup, self.id_definition = setup, id_definition
+        self.ready_done = setup is None
+        self.healed = False
+
+    def ready(self) -> int | None:
+        if not self.ready_done:
+            self.id_definition = self.setup(False)
+            self.ready_done = True
+        return self.id_definition
+
+    def can_heal(self) -> bool:
+        return self.setup is not None and not self.healed
+
+    def heal(self) -> int:
+        self.healed = self.ready_done = True
+        self.id_definition = self.setup(True)
+        return self.id_definition
+
+    def gone_hint(self, what: str) -> str:
+        """What a "not found" refusal means now, for the error recorded with it."""
+        if self.can_heal():
+            return f"{what} is not there (deleted, or a reset shop): setup is re-run and this retried once"
+        if self.healed:
+            return (f"{what} is still refused after setup was re-run in this run (deleted again?); check it "
+                    "in ShopiMind, then re-run")
+        return f"{what} changed during the run; re-run to set it up"
+
+
+def _healing(outcome: Outcome) -> Outcome:
+    """A setup-gone refusal that setup re-run is about to answer: recorded, not fatal, retried."""
+    return dataclasses.replace(outcome, fatal=False, note="setup gone: setup re-run, then retried once")
 
 
 _OUTCOME_SCHEMA = pa.schema([
@@ -184,7 +233,8 @@ class _BatchSize:
 
 
 def _save(client: ShopiMindClient, id_definition: int, rows: list[tuple], records: list[dict], day: dt.date,
-          sizer: _BatchSize) -> list[Outcome]:
+          sizer: _BatchSize, gone_hint: str = "the LoyaltyAccount definition changed during the run; re-run "
+                                                "to set it up") -> list[Outcome]:
     def outcome(i: int, status: str, result: Result | None, error: str | None = None, note: str | None = None
                 ) -> Outcome:
         return Outcome("account", rows[i][0], day, rows[i][0], None, status,
@@ -204,12 +254,13 @@ def _save(client: ShopiMindClient, id_definition: int, rows: list[tuple], record
         if len(rows) > 1 and _TOO_LARGE.search(result.error or ""):
             half = len(rows) // 2
             sizer.shrink(half)
-            return (_save(client, id_definition, rows[:half], records[:half], day, sizer)
-                    + _save(client, id_definition, rows[half:], records[half:], day, sizer))
+            return (_save(client, id_definition, rows[:half], records[:half], day, sizer, gone_hint)
+                    + _save(client, id_definition, rows[half:], records[half:], day, sizer, gone_hint))
         if _SETUP_GONE.search(result.error or ""):
-            error = f"{result.error}: the LoyaltyAccount definition changed during the run; re-run to set it up"
+            error = f"{result.error}: {gone_hint}"
             return [Outcome("account", r[0], day, r[0], None, "failed", http_status=result.status, error=error,
-                            requests=result.requests, attempt_inc=1, payload_hash=r[6], fatal=True) for r in rows]
+                            requests=result.requests, attempt_inc=1, payload_hash=r[6], fatal=True,
+                            setup_gone=True) for r in rows]
         return [outcome(i, "rejected", result, result.error) for i in range(len(rows))]
     rejected: dict[int, str] = {}
     unmapped = []
@@ -246,27 +297,44 @@ def preview_accounts(con: duckdb.DuckDBPyConnection, day: dt.date, destination: 
     return {"actions": actions, "samples": [account_record(r) for r in sample]}
 
 
+def _save_all(pool: ThreadPoolExecutor, client: ShopiMindClient, id_definition: int, rows: list[tuple],
+              day: dt.date, sizer: _BatchSize, gone_hint: str) -> list[Outcome]:
+    size = sizer.size
+    batches = [rows[i:i + size] for i in range(0, len(rows), size)]
+    results = pool.map(lambda b: _save(client, id_definition, b, [account_record(r) for r in b], day, sizer,
+                                       gone_hint), batches)
+    return [o for batch in results for o in batch]
+
+
 def deliver_accounts(con: duckdb.DuckDBPyConnection, client: ShopiMindClient, day: dt.date, destination: str,
-                     id_definition: int, settings: DeliverySettings = DeliverySettings(),
-                     run_id: str | None = None) -> dict:
-    """Upsert the LoyaltyAccount of every enrolled member of `day` whose mapped values changed."""
+                     id_definition: int | None, settings: DeliverySettings = DeliverySettings(),
+                     run_id: str | None = None, *, setup: Setup | None = None) -> dict:
+    """Upsert the LoyaltyAccount of every enrolled member of `day` whose mapped values changed.
+
+    With `setup`, the definition id comes from `setup(False)`, called only if something is to be sent,
+    and a batch refused because the definition is gone gets `setup(True)` and one retry. Without it,
+    `id_definition` is used and such a refusal stops the run."""
     ledger = Ledger(con, destination, run_id)
+    boot = _Bootstrap(setup, id_definition)
     query, params = sql("shopimind_accounts"), _account_params(day, destination)
     actions = {a: n for (a, _), n in _actions(con, query, params, "NULL").items()}
     sizer = _BatchSize(settings.batch_size)
     not_attempted = 0
     fatal: str | None = None
+    what = "the LoyaltyAccount definition"
     select = f"SELECT {_ACCOUNT_COLUMNS} FROM ({query}) WHERE action = 'send' ORDER BY customer_id"
     with ThreadPoolExecutor(settings.concurrency, thread_name_prefix="shopimind") as pool:
         for rows in _stream(con, select, params, settings.chunk_size * settings.batch_size):
             if fatal or client.time_left() <= 0:
                 not_attempted += len(rows)  # no state written: the diff selects them again next run
                 continue
-            size = sizer.size
-            batches = [rows[i:i + size] for i in range(0, len(rows), size)]
-            results = pool.map(lambda b: _save(client, id_definition, b, [account_record(r) for r in b], day,
-                                               sizer), batches)
-            outcomes = [o for batch in results for o in batch]
+            outcomes = _save_all(pool, client, boot.ready(), rows, day, sizer, boot.gone_hint(what))
+            if boot.can_heal() and any(o.setup_gone for o in outcomes):
+                gone = {o.key for o in outcomes if o.setup_gone}
+                ledger.record([_healing(o) if o.setup_gone else o for o in outcomes])
+                id_definition = boot.heal()  # a setup that fails raises: the refused rows stay failed
+                outcomes = _save_all(pool, client, id_definition, [r for r in rows if r[0] in gone], day, sizer,
+                                     boot.gone_hint(what))
             ledger.record(outcomes)
             fatal = next((o.error for o in outcomes if o.fatal), None)
     if fatal:
@@ -275,7 +343,8 @@ def deliver_accounts(con: duckdb.DuckDBPyConnection, client: ShopiMindClient, da
     for (status, _), n in ledger.run_summary("account").items():
         final[status] += n
     return {"actions": actions, "final": dict(final), "not_attempted": not_attempted,
-            "batch_size": sizer.size, "run_id": ledger.run_id}
+            "batch_size": sizer.size, "run_id": ledger.run_id, "definition_id": boot.id_definition,
+            "setup_healed": boot.healed}
 
 
 # -- events -----------------------------------------------------------------------------------------
@@ -288,7 +357,8 @@ def trigger_body(row: tuple) -> bytes:
     return TriggerBody.for_event(email, customer_id, json.loads(metadata), key).to_json()
 
 
-def _trigger(client: ShopiMindClient, row: tuple) -> Outcome:
+def _trigger(client: ShopiMindClient, row: tuple, gone_hint: str = "event type undeclared during the run; re-run "
+                                                                  "to declare it") -> Outcome:
     key, day, customer_id, _, code_name, _ = row[:6]
     try:
         body = trigger_body(row)
@@ -300,8 +370,7 @@ def _trigger(client: ShopiMindClient, row: tuple) -> Outcome:
         return Outcome("event", key, day, customer_id, code_name, "failed", error=str(exc), fatal=True)
     if result.outcome == "rejected" and _SETUP_GONE.search(result.error or ""):
         return Outcome("event", key, day, customer_id, code_name, "failed", http_status=result.status,
-                       error=f"{result.error}: event type undeclared during the run; re-run to declare it",
-                       requests=result.requests, fatal=True)
+                       error=f"{result.error}: {gone_hint}", requests=result.requests, fatal=True, setup_gone=True)
     return Outcome("event", key, day, customer_id, code_name, _STATUS[result.outcome], http_status=result.status,
                    error=result.error, requests=result.requests)
 
@@ -393,9 +462,15 @@ def reconcile(con: duckdb.DuckDBPyConnection, client: ShopiMindClient, ledger: L
     return {{"sent": "found", "failed": "not_found", "uncertain": "unresolved"}[k]: v for k, v in stats.items()}
 
 
+def _trigger_all(pool: ThreadPoolExecutor, client: ShopiMindClient, rows: list[tuple], gone_hint: str
+                 ) -> list[Outcome]:
+    return list(pool.map(lambda r: _trigger(client, r, gone_hint), rows))
+
+
 def _send_events(con: duckdb.DuckDBPyConnection, client: ShopiMindClient, ledger: Ledger, pool: ThreadPoolExecutor,
-                 chunks: Iterator[list[tuple]]) -> tuple[list[str], int, str | None]:
-    """Mark each chunk in flight (committed), trigger it concurrently, record the outcomes.
+                 chunks: Iterator[list[tuple]], boot: _Bootstrap) -> tuple[list[str], int, str | None]:
+    """Mark each chunk in flight (committed), trigger it concurrently, record the outcomes; events refused
+    because their type is gone are retried once after setup is re-run (if it was not already).
     Returns (keys that went uncertain, events not attempted for lack of time, fatal error)."""
     uncertain: list[str] = []
     not_attempted = 0
@@ -407,8 +482,17 @@ def _send_events(con: duckdb.DuckDBPyConnection, client: ShopiMindClient, ledger
             ledger.record([Outcome("event", r[0], r[1], r[2], r[4], "failed", error=reason) for r in rows])
             not_attempted += len(rows)
             continue
+        boot.ready()
         ledger.mark_in_flight([(r[0], r[1], r[2], r[4]) for r in rows])
-        outcomes = list(pool.map(lambda r: _trigger(client, r), rows))
+        outcomes = _trigger_all(pool, client, rows, boot.gone_hint("the event type"))
+        if boot.can_heal() and any(o.setup_gone for o in outcomes):
+            # A 400 is a refusal: ShopiMind recorded none of these, so resending them duplicates nothing.
+            gone = {o.key for o in outcomes if o.setup_gone}
+            ledger.record([_healing(o) if o.setup_gone else o for o in outcomes])
+            boot.heal()  # a setup that fails raises: the refused events stay failed, retried next run
+            retry = [r for r in rows if r[0] in gone]
+            ledger.mark_in_flight([(r[0], r[1], r[2], r[4]) for r in retry])
+            outcomes = _trigger_all(pool, client, retry, boot.gone_hint("the event type"))
         ledger.record(outcomes)
         uncertain += [o.key for o in outcomes if o.status == "uncertain"]
         fatal = fatal or next((o.error for o in outcomes if o.fatal), None)
@@ -416,9 +500,15 @@ def _send_events(con: duckdb.DuckDBPyConnection, client: ShopiMindClient, ledger
 
 
 def deliver_events(con: duckdb.DuckDBPyConnection, client: ShopiMindClient, day: dt.date, destination: str,
-                   settings: DeliverySettings = DeliverySettings(), run_id: str | None = None) -> dict:
-    """Trigger every pending event of `day` (and failed ones of the carry window) not yet delivered."""
+                   settings: DeliverySettings = DeliverySettings(), run_id: str | None = None, *,
+                   setup: Setup | None = None) -> dict:
+    """Trigger every pending event of `day` (and failed ones of the carry window) not yet delivered.
+
+    With `setup`, `setup(False)` is called before the first trigger (not at all when nothing is to be
+    sent), and `setup(True)` once if ShopiMind answers that an event type is not found: the refused
+    events are then retried once. Without it, such a refusal stops the run."""
     ledger = Ledger(con, destination, run_id)
+    boot = _Bootstrap(setup, None)
     reconciled = Counter(reconcile(con, client, ledger, settings))  # crash leftovers first
     query, params = sql("shopimind_events"), _event_params(day, destination, settings)
     actions = _actions(con, query, params, "code_name")
@@ -433,7 +523,7 @@ def deliver_events(con: duckdb.DuckDBPyConnection, client: ShopiMindClient, day:
               "ORDER BY snapshot_date, code_name, event_key")
     with ThreadPoolExecutor(settings.concurrency, thread_name_prefix="shopimind") as pool:
         uncertain, not_attempted, fatal = _send_events(
-            con, client, ledger, pool, _stream(con, select, params, settings.chunk_size))
+            con, client, ledger, pool, _stream(con, select, params, settings.chunk_size), boot)
         # Lost answers during this run: look them up, resend those ShopiMind never recorded.
         for _ in range(settings.resend_rounds):
             if not uncertain or fatal or client.time_left() <= 0:
@@ -445,12 +535,12 @@ def deliver_events(con: duckdb.DuckDBPyConnection, client: ShopiMindClient, day:
                       "WHERE e.event_key IN (SELECT unnest($keys)) ORDER BY e.event_key")
             uncertain, late, fatal = _send_events(
                 con, client, ledger, pool,
-                _stream(con, resend, {"destination": destination, "keys": uncertain}, settings.chunk_size))
+                _stream(con, resend, {"destination": destination, "keys": uncertain}, settings.chunk_size), boot)
             not_attempted += late
     if fatal:
         raise ShopiMindError(fatal)
     return {"actions": actions, "final": ledger.run_summary("event"), "reconciled": dict(reconciled),
-            "not_attempted": not_attempted, "run_id": ledger.run_id}
+            "not_attempted": not_attempted, "run_id": ledger.run_id, "setup_healed": boot.healed}
 
 
 def pending_problems(con: duckdb.DuckDBPyConnection, destination: str) -> dict[str, int]:

@@ -1,13 +1,20 @@
 """Idempotent bootstrap: the LoyaltyAccount definition and the event types, found or created.
 
-Run before every delivery (a handful of requests): it is what makes pointing the pipeline at a new
-ShopiMind shop, or a freshly started emulator, just work. A definition or event type that exists
-with an incompatible shape stops the run with a message saying what differs, instead of letting
-every record or trigger be rejected one by one.
+It is what makes pointing the pipeline at a new ShopiMind shop, or a freshly started emulator, just
+work. A definition or event type that exists with an incompatible shape stops the run with a message
+saying what differs, instead of letting every record or trigger be rejected one by one.
+
+It is cached per destination in table `shopimind_setup`: the definition id, and a sha256 of what was
+declared (the definition body; each event type's properties). `ensure_setup_cached` makes no request
+when that record matches what the program declares now, re-runs only the parts whose hash differs
+(a new event type: one request), and re-runs a part from scratch when delivery proves the cache wrong
+(ShopiMind answers that the definition or an event type is not there: `force=True`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
@@ -157,19 +164,122 @@ def ensure_setup(client: ShopiMindClient, event_types: list[EventType]) -> Setup
     return SetupResult(id_definition, action, ensure_event_types(client, event_types))
 
 
+# -- what was declared, as hashes: a change in the program re-runs (only) the part that changed ----------
+
+def _sha256(value: Any) -> str:
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def definition_hash(wanted: CustomDataDefinition = LOYALTY_ACCOUNT) -> str:
+    """sha256 of the definition body setup creates or completes."""
+    return _sha256(wanted.model_dump())
+
+
+def event_type_hash(event_type: EventType) -> str:
+    """sha256 of an event type's declared properties (its metaData schema)."""
+    return _sha256(event_type.properties)
+
+
 # -- the warehouse side: table shopimind_setup, one row per destination ------------------------------
 
-def store_setup(con: duckdb.DuckDBPyConnection, destination: str, result: SetupResult) -> None:
+@dataclass(frozen=True)
+class StoredSetup:
+    definition_id: int
+    definition_hash: str | None  # None: unknown (recorded without hashes, or invalidated)
+    event_hashes: dict[str, str]  # code_name -> event_type_hash when it was declared
+
+
+def store_setup(con: duckdb.DuckDBPyConnection, destination: str, result: SetupResult, *,
+                definition_sha256: str | None = None, event_hashes: dict[str, str] | None = None) -> None:
+    """Record a bootstrap. Without hashes the record names what exists but does not vouch for it: the
+    next `ensure_setup_cached` re-checks it."""
+    hashes = event_hashes or {}
     con.execute("BEGIN TRANSACTION")
-    con.execute("DELETE FROM shopimind_setup WHERE destination = $d", {"d": destination})
-    con.execute("INSERT INTO shopimind_setup VALUES ($d, $name, $id, $events, now())",
-                {"d": destination, "name": LOYALTY_ACCOUNT.name, "id": result.definition_id,
-                 "events": sorted(result.events)})
-    con.execute("COMMIT")
+    try:
+        con.execute("DELETE FROM shopimind_setup WHERE destination = $d", {"d": destination})
+        con.execute("INSERT INTO shopimind_setup (destination, definition_name, definition_id, event_types, "
+                    "checked_at, definition_hash, event_hashes) VALUES ($d, $name, $id, $events, now(), $dh, $eh)",
+                    {"d": destination, "name": LOYALTY_ACCOUNT.name, "id": result.definition_id,
+                     "events": sorted(set(result.events) | set(hashes)), "dh": definition_sha256,
+                     "eh": json.dumps(hashes, sort_keys=True)})
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
 
 
-def stored_setup(con: duckdb.DuckDBPyConnection, destination: str) -> tuple[int, set[str]] | None:
-    """(definition id, declared event types) as last bootstrapped at this destination."""
-    row = con.execute("SELECT definition_id, event_types FROM shopimind_setup WHERE destination = $d",
-                      {"d": destination}).fetchone()
-    return (row[0], set(row[1])) if row else None
+def stored_setup(con: duckdb.DuckDBPyConnection, destination: str) -> StoredSetup | None:
+    """The bootstrap as last recorded for this destination."""
+    rows = con.execute("SELECT definition_id, definition_hash, event_hashes FROM shopimind_setup "
+                       "WHERE destination = $d", {"d": destination}).fetchall()  # fetchall: no result left open
+    if not rows:
+        return None
+    row = rows[0]
+    return StoredSetup(row[0], row[1], json.loads(row[2]) if row[2] else {})
+
+
+def invalidate_setup(con: duckdb.DuckDBPyConnection, destination: str, *, definition: bool = False,
+                     events: bool = False) -> None:
+    """Forget that (part of) the bootstrap is in place, so that it is re-run before anything relies on it."""
+    if definition:
+        con.execute("UPDATE shopimind_setup SET definition_hash = NULL WHERE destination = $d", {"d": destination})
+    if events:
+        con.execute("UPDATE shopimind_setup SET event_hashes = '{}', event_types = [] WHERE destination = $d",
+                    {"d": destination})
+
+
+@dataclass
+class CachedSetup:
+    definition_id: int
+    definition_action: str  # cached | found | created | extended | activated
+    events: dict[str, str] = field(default_factory=dict)  # code_name -> cached | created | exists
+    requests: int = 0  # HTTP requests this made (0: everything came from the cache)
+
+    @property
+    def summary(self) -> str:
+        """For run metadata: `cached`, or what was set up."""
+        redone = sorted({a for a in self.events.values() if a != "cached"})
+        if self.definition_action == "cached" and not redone:
+            return "cached"
+        parts = [] if self.definition_action == "cached" else [f"definition {self.definition_action}"]
+        if redone:
+            parts.append(f"{sum(a != 'cached' for a in self.events.values())} event types ({', '.join(redone)})")
+        return "set up: " + ", ".join(parts)
+
+
+def ensure_setup_cached(con: duckdb.DuckDBPyConnection, client: ShopiMindClient, destination: str,
+                        event_types: list[EventType], *, definition: bool = True, events: bool = True,
+                        force: bool = False) -> CachedSetup:
+    """The bootstrap of `destination` (the definition and/or `event_types`), from the cache when its
+    record matches: no request at all. Re-runs the definition when its hash differs (or nothing is
+    recorded: its id is needed either way), and declares the event types whose hash differs. `force`
+    re-runs the requested parts whatever the cache says (ShopiMind said they are gone); the cache is
+    invalidated first, so that a setup that then fails is re-run by the next run."""
+    stored = stored_setup(con, destination)
+    if force and stored is not None:
+        invalidate_setup(con, destination, definition=definition, events=events)
+        stored = stored_setup(con, destination)
+    before = client.stats["requests"]
+    wanted_definition = definition_hash()
+    redo_definition = stored is None or (definition and stored.definition_hash != wanted_definition)
+    have = stored.event_hashes if stored else {}
+    hashes = {t.code_name: event_type_hash(t) for t in event_types} if events else {}
+    redo_events = [t for t in event_types if events and have.get(t.code_name) != hashes[t.code_name]]
+    if not redo_definition and not redo_events:
+        return CachedSetup(stored.definition_id, "cached", dict.fromkeys(hashes, "cached"))
+    # Each part is recorded as soon as it holds (event types refused as incompatible keep a definition
+    # just set up); a part not re-run keeps what was recorded (a stale hash stays stale).
+    if redo_definition:
+        id_definition, action = ensure_definition(client)
+        store_setup(con, destination, SetupResult(id_definition, action, {}), definition_sha256=wanted_definition,
+                    event_hashes=have)
+    else:
+        id_definition, action = stored.definition_id, "cached"
+    declared = ensure_event_types(client, redo_events) if redo_events else {}
+    if redo_events:
+        store_setup(con, destination, SetupResult(id_definition, action, {}),
+                    definition_sha256=wanted_definition if redo_definition else stored.definition_hash,
+                    event_hashes={**have, **{t.code_name: hashes[t.code_name] for t in redo_events}})
+    return CachedSetup(id_definition, action, {code: declared.get(code, "cached") for code in hashes},
+                       client.stats["requests"] - before)

@@ -6,15 +6,18 @@ import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
+from loyalty_pipeline.defs.shopimind.assets import event_types
 from loyalty_pipeline.defs.shopimind.resources import KEY_ENV
 from loyalty_pipeline.program import load_program
 from loyalty_pipeline.sample.generator import generate_sample
+from loyalty_pipeline.shopimind import setup as bootstrap  # not setup_module: a pytest hook name
 from loyalty_pipeline.shopimind.delivery import replay
 from loyalty_pipeline.shopimind.emulator import Emulator
 from loyalty_pipeline.warehouse.connection import connect
-from loyalty_pipeline_tests.harness import DEFAULT_PROGRAM, account
+from loyalty_pipeline_tests.harness import DEFAULT_PROGRAM, account, failure_messages
 from loyalty_pipeline_tests.shopimind.helpers import (
     RECORDS_ROUTE,
     TRIGGER_ROUTE,
@@ -159,3 +162,128 @@ def test_a_batch_the_api_finds_too_large_is_split(tmp_path: Path, emulator: Emul
     assert meta["batch_size"] <= 7
     assert len(records_by_customer(emulator)) == 30
     assert emulator.state()["requests"][RECORDS_ROUTE]["statuses"]["400"] >= 1
+
+
+# -- the setup cache: a finished day makes no request; a gone bootstrap is set up again ----------------
+
+def requests_now(emulator: Emulator) -> dict:
+    """The emulator's per-route request counters, as GET /_emulator/state serves them."""
+    return httpx.get(f"{emulator.base_url}/_emulator/state").json()["requests"]
+
+
+def moved(before: dict, after: dict) -> dict[str, int]:
+    """Routes whose request counter moved, and by how much."""
+    grew = {route: c["total"] - before.get(route, {}).get("total", 0) for route, c in after.items()}
+    return {route: n for route, n in grew.items() if n}
+
+
+def delete_definition(emulator: Emulator, id_definition: int) -> None:
+    httpx.delete(f"{emulator.base_url}/v1/custom-data-definitions/{id_definition}",
+                 headers={"spm-api-key": emulator.api_key}).raise_for_status()
+
+
+def live_records(emulator: Emulator) -> dict[str, tuple]:
+    """The active LoyaltyAccount definition's rows per shop customer id."""
+    state = emulator.state()
+    [live] = [d for d in state["definitions"] if d["status"] == "active"]
+    customers = {c["id_contact"]: c.get("id_customer") for c in state["contacts"]}
+    return {customers[r["contact_id"]]: (r["points_balance"], r["tier"])
+            for r in state["records"][str(live["id_definition"])]}
+
+
+def two_days(pipe) -> None:
+    pipe.write_accounts(D1, [account("C1", points=900), account("C2", points=100), account("C3")])
+    pipe.write_accounts(D2, [account("C1", points=1200, tier="Silver"), account("C2", points=150), account("C3")])
+
+
+def test_a_finished_day_makes_no_request_and_a_new_day_only_records_and_triggers(tmp_path: Path,
+                                                                                  emulator: Emulator):
+    pipe = delivery_pipeline(tmp_path, emulator, today=TODAY)
+    two_days(pipe)
+    pipe.run(D1)  # a new destination: set up once, by whichever ShopiMind asset runs first
+    after_d1 = requests_now(emulator)
+    types = event_types(load_program(DEFAULT_PROGRAM))
+    assert after_d1["POST /v1/custom-data-definitions"]["total"] == 1
+    assert after_d1["POST /v1/events"]["total"] == len(types)  # each type declared once, not once per asset
+    assert pipe.query("SELECT count(*) FROM shopimind_setup WHERE definition_hash IS NOT NULL") == [(1,)]
+
+    second = pipe.run(D2)  # changes: only what changed goes out, no setup request at all
+    after_d2 = requests_now(emulator)
+    d2_events = pipe.query("SELECT count(*) FROM loyalty_events WHERE snapshot_date = $d AND status = 'pending'",
+                           {"d": D2})[0][0]
+    assert d2_events > 0
+    assert moved(after_d1, after_d2) == {RECORDS_ROUTE: 1, TRIGGER_ROUTE: d2_events}  # C1 and C2 in one batch
+    for asset in ("shopimind_setup", "shopimind_accounts", "shopimind_events"):
+        assert materialization(second, asset)["setup"] == "cached"
+
+    for day in (D1, D2):  # both finished days again, through the real job: not one request
+        result = pipe.run(day)
+        for asset in ("shopimind_accounts", "shopimind_events"):
+            meta = materialization(result, asset)
+            assert (meta["setup"], meta["http/requests"]) == ("not needed (nothing to send)", 0)
+    assert requests_now(emulator) == after_d2
+
+
+@pytest.mark.parametrize("gone", ["definition deleted", "emulator reset"])
+def test_a_bootstrap_gone_between_runs_is_set_up_again_and_the_day_delivered(tmp_path: Path, emulator: Emulator,
+                                                                              gone: str):
+    pipe = delivery_pipeline(tmp_path, emulator, today=TODAY)
+    two_days(pipe)
+    pipe.run(D1)
+    [definition] = emulator.state()["definitions"]
+    if gone == "definition deleted":
+        delete_definition(emulator, definition["id_definition"])
+    else:
+        emulator.reset()  # as restarted: nothing declared, nothing held, ids from 1 again
+
+    result = pipe.run(D2)
+    accounts, events = materialization(result, "shopimind_accounts"), materialization(result, "shopimind_events")
+    assert (accounts["setup/healed"], accounts["accounts/sent"], accounts["accounts/failed"]) == (1, 2, 0)
+    assert accounts["setup"].startswith("cached → set up: definition created")
+    assert events["setup/healed"] == (1 if gone == "emulator reset" else 0)
+    state = emulator.state()
+    [live] = [d for d in state["definitions"] if d["status"] == "active"]
+    assert pipe.query("SELECT definition_id FROM shopimind_setup") == [(live["id_definition"],)]
+    assert live_records(emulator) == {"C1": (1200, "Silver"), "C2": (150, "Bronze")}
+    d2_keys = {k for (k,) in pipe.query("SELECT event_key FROM loyalty_events WHERE snapshot_date = $d "
+                                        "AND status = 'pending'", {"d": D2})}
+    assert d2_keys and d2_keys <= set(history_keys(emulator)) and set(history_keys(emulator).values()) == {1}
+    assert pipe.query("SELECT DISTINCT status FROM delivery_state WHERE snapshot_date = $d", {"d": D2}) == [("sent",)]
+    # The records were refused once (400, not rejected), then sent.
+    assert state["requests"][RECORDS_ROUTE]["statuses"]["400"] == 1
+
+    before = requests_now(emulator)
+    pipe.run(D2)  # healed: the finished day is quiet again
+    assert requests_now(emulator) == before
+
+
+def test_a_definition_deleted_again_during_the_retry_fails_the_run_clearly(tmp_path: Path, emulator: Emulator,
+                                                                           monkeypatch: pytest.MonkeyPatch):
+    pipe = delivery_pipeline(tmp_path, emulator, today=TODAY)
+    two_days(pipe)
+    pipe.run(D1)
+    delete_definition(emulator, emulator.state()["definitions"][0]["id_definition"])
+    real = bootstrap.ensure_definition
+
+    def set_up_then_deleted(client, *args, **kwargs):
+        id_definition, action = real(client, *args, **kwargs)
+        delete_definition(emulator, id_definition)  # gone again before the retry lands
+        return id_definition, action
+
+    monkeypatch.setattr(bootstrap, "ensure_definition", set_up_then_deleted)
+    result = pipe.run(D2, expect_success=False)
+    failures = {e.step_key: e.step_failure_data.error.message for e in result.all_events if e.is_step_failure}
+    assert set(failures) == {"shopimind_accounts"}, failure_messages(result)
+    assert ("Custom data definition not found: the LoyaltyAccount definition is still refused after setup was "
+            "re-run in this run") in failures["shopimind_accounts"]
+    state = emulator.state()
+    assert state["requests"]["POST /v1/custom-data-definitions"]["total"] == 2  # D1's, and one re-run: no loop
+    assert state["requests"][RECORDS_ROUTE]["statuses"] == {"200": 1, "400": 2}  # D1; D2 and its one retry
+    # Failed, never rejected (retried by the next run): each tried twice on D2 (after once on D1).
+    assert pipe.query("SELECT key, status, attempts FROM delivery_state WHERE kind = 'account' "
+                      "AND snapshot_date = $d ORDER BY key", {"d": D2}) == [("C1", "failed", 3), ("C2", "failed", 3)]
+
+    monkeypatch.setattr(bootstrap, "ensure_definition", real)
+    again = pipe.run(D2)  # the next run sets it up again and delivers
+    assert materialization(again, "shopimind_accounts")["accounts/sent"] == 2
+    assert live_records(emulator) == {"C1": (1200, "Silver"), "C2": (150, "Bronze")}

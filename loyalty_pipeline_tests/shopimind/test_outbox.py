@@ -200,18 +200,143 @@ def test_a_rejected_event_is_never_resent_until_ops_replay_it(tmp_path: Path, mo
     con.close()
 
 
+def gone_unless(live: set[int], message: str = "Custom data definition not found"):
+    """saveCustomDataRecords that only knows the definitions in `live` (by id, read at call time)."""
+    def handler(request: httpx.Request) -> httpx.Response:
+        if int(request.url.path.rsplit("/", 1)[1]) in live:
+            return httpx.Response(200, json={"sent_count": len(json.loads(request.content)), "rejected_items": []})
+        return httpx.Response(400, json={"statusCode": 400, "message": message})
+    return handler
+
+
+def trigger_gone_unless(declared: list[bool]):
+    """triggerEvent that finds the event type only while declared[0]."""
+    return lambda r: ok(r) if declared[0] else httpx.Response(
+        400, json={"statusCode": 400, "message": "event 'loyalty.points_earned' not found"})
+
+
 def test_a_bootstrap_gone_mid_run_stops_the_run_without_rejecting_the_rows(con):
+    """Without a way to set up again (no `setup`), a gone definition or event type stops the run."""
     add_event(con, "E1", D1)
     add_member(con, "C1")
     api = Api()
-    api.handlers = {
-        ("POST", "/v1/events/trigger"): lambda r: httpx.Response(
-            400, json={"statusCode": 400, "message": "event 'loyalty.points_earned' not found"}),
-        ("POST", "/v1/custom-data-records"): lambda r: httpx.Response(
-            400, json={"statusCode": 400, "message": "Custom data definition not found"}),
-    }
-    with pytest.raises(ShopiMindError, match="event type undeclared during the run"):
+    api.handlers = {("POST", "/v1/events/trigger"): trigger_gone_unless([False]),
+                    ("POST", "/v1/custom-data-records"): gone_unless(set())}
+    with pytest.raises(ShopiMindError, match="event type changed during the run; re-run to set it up"):
         deliver_events(con, api.client(), D1, DEST, SETTINGS)
-    with pytest.raises(ShopiMindError, match="definition changed during the run"):
+    with pytest.raises(ShopiMindError, match="definition changed during the run; re-run to set it up"):
         deliver_accounts(con, api.client(), D1, DEST, 7, SETTINGS)
     assert states(con) == {"E1": ("failed", 1), "C1": ("failed", 1)}  # retried by the next run
+
+
+def test_a_gone_bootstrap_is_set_up_again_once_and_the_refused_rows_retried_once(con):
+    add_event(con, "E1", D1)
+    add_event(con, "E2", D1)
+    add_member(con, "C1")
+    add_member(con, "C2")
+    api, live, declared, calls = Api(), set(), [False], []
+
+    def setup(heal: bool) -> int:  # what the assets pass: the cached id first, then a re-created one
+        calls.append(heal)
+        if heal:
+            live.add(8)
+            declared[0] = True
+        return 8 if heal else 7
+
+    api.handlers = {("POST", "/v1/events/trigger"): trigger_gone_unless(declared),
+                    ("POST", "/v1/custom-data-records"): gone_unless(live)}
+    result = deliver_events(con, api.client(), D1, DEST, SETTINGS, setup=setup)
+    assert calls == [False, True] and result["setup_healed"]
+    assert api.calls[("POST", "/v1/events/trigger")] == 4  # each event refused once, then sent
+    calls.clear()
+    result = deliver_accounts(con, api.client(), D1, DEST, None, SETTINGS, setup=setup)
+    assert calls == [False, True] and result["setup_healed"] and result["definition_id"] == 8
+    assert api.calls[("POST", "/v1/custom-data-records")] == 2  # the refused batch, then its retry
+    assert states(con) == {"C1": ("sent", 2), "C2": ("sent", 2), "E1": ("sent", 2), "E2": ("sent", 2)}
+    log = con.execute("SELECT key, status, note FROM sync_log WHERE key IN ('C1', 'E1') ORDER BY key, attempt"
+                      ).fetchall()
+    healing = "setup gone: setup re-run, then retried once"
+    assert log == [("C1", "failed", healing), ("C1", "sent", None), ("E1", "failed", healing), ("E1", "sent", None)]
+
+
+def test_a_bootstrap_gone_again_during_the_retry_fails_the_run_clearly(con):
+    add_event(con, "E1", D1)
+    add_member(con, "C1")
+    api, calls = Api(), []
+
+    def setup(heal: bool) -> int:  # set up again, but deleted again before the retry lands
+        calls.append(heal)
+        return 8 if heal else 7
+
+    api.handlers = {("POST", "/v1/events/trigger"): trigger_gone_unless([False]),
+                    ("POST", "/v1/custom-data-records"): gone_unless(set(), "custom data definition is not active")}
+    with pytest.raises(ShopiMindError, match=r"not active: the LoyaltyAccount definition is still refused after "
+                                             r"setup was re-run in this run"):
+        deliver_accounts(con, api.client(), D1, DEST, None, SETTINGS, setup=setup)
+    with pytest.raises(ShopiMindError, match="the event type is still refused after setup was re-run"):
+        deliver_events(con, api.client(), D1, DEST, SETTINGS, setup=setup)
+    assert calls == [False, True, False, True]  # setup re-run once per run, not in a loop
+    assert api.calls[("POST", "/v1/custom-data-records")] == 2 and api.calls[("POST", "/v1/events/trigger")] == 2
+    assert states(con) == {"E1": ("failed", 2), "C1": ("failed", 2)}  # failed, never rejected: retried next run
+
+
+def test_nothing_to_send_makes_no_request_and_asks_for_no_setup(con):
+    add_member(con, "C1")
+    add_event(con, "E1", D1)
+    api = Api()
+    api.handlers = {("POST", "/v1/events/trigger"): ok, ("POST", "/v1/custom-data-records"): gone_unless({7})}
+    calls: list[bool] = []
+
+    def setup(heal: bool) -> int:
+        calls.append(heal)
+        return 7
+
+    deliver_accounts(con, api.client(), D1, DEST, None, SETTINGS, setup=setup)
+    deliver_events(con, api.client(), D1, DEST, SETTINGS, setup=setup)
+    assert calls == [False, False] and sum(api.calls.values()) == 2
+    api.handlers = {}  # any request now fails the test
+    calls.clear()
+    for _ in range(2):  # the day again: acknowledged account, sent event, nothing uncertain or failed
+        deliver_accounts(con, api.client(), D1, DEST, None, SETTINGS, setup=setup)
+        deliver_events(con, api.client(), D1, DEST, SETTINGS, setup=setup)
+    assert calls == [] and sum(api.calls.values()) == 2
+
+
+def test_setup_is_cached_per_destination_and_re_run_only_for_what_changed(con):
+    from loyalty_pipeline.shopimind.models import EventType
+    from loyalty_pipeline.shopimind.setup import ensure_setup_cached, stored_setup
+
+    meta = [{"name": "points_amount", "type": "number", "required": True}]
+    earned = EventType(name="Points earned", code_name="loyalty.points_earned", properties={"metaData": meta})
+    expired = EventType(name="Points expired", code_name="loyalty.points_expired", properties={"metaData": meta})
+    api = Api()
+    api.handlers = {
+        ("GET", "/v1/custom-data-definitions"): lambda r: httpx.Response(
+            200, json={"data": [], "meta": {"pagination": {"has_next_page": False}}}),
+        ("POST", "/v1/custom-data-definitions"): lambda r: httpx.Response(200, json={"data": {"id_definition": 7}}),
+        ("POST", "/v1/events"): lambda r: httpx.Response(200, json={"data": {}}),
+    }
+    with api.client() as client:
+        first = ensure_setup_cached(con, client, DEST, [earned])
+        assert (first.definition_id, first.definition_action, first.events) == (7, "created", {
+            "loyalty.points_earned": "created"})
+        assert first.requests == 3 and sum(api.calls.values()) == 3
+        again = ensure_setup_cached(con, client, DEST, [earned])
+        assert (again.summary, again.requests, sum(api.calls.values())) == ("cached", 0, 3)
+        assert ensure_setup_cached(con, client, "https://other.test", [earned]).requests == 3  # per destination
+        # A newly enabled type: declared alone. A changed schema: re-declared alone.
+        added = ensure_setup_cached(con, client, DEST, [earned, expired])
+        assert added.events == {"loyalty.points_earned": "cached", "loyalty.points_expired": "created"}
+        assert added.requests == 1 and added.definition_action == "cached"
+        changed = EventType(name=earned.name, code_name=earned.code_name,
+                            properties={"metaData": [*meta, {"name": "reason", "type": "text", "required": False}]})
+        assert ensure_setup_cached(con, client, DEST, [changed, expired]).requests == 1
+        assert ensure_setup_cached(con, client, DEST, [changed, expired]).requests == 0
+        # Only the events part asked for, and it is in place: the definition is not looked at.
+        assert ensure_setup_cached(con, client, DEST, [changed], definition=False).requests == 0
+        # ShopiMind said it is gone: `force` re-runs the part asked for, whatever the cache says.
+        healed = ensure_setup_cached(con, client, DEST, [changed, expired], events=False, force=True)
+        assert (healed.definition_action, healed.requests) == ("created", 2)
+    stored = stored_setup(con, DEST)
+    assert stored.definition_id == 7 and sorted(stored.event_hashes) == ["loyalty.points_earned",
+                                                                          "loyalty.points_expired"]

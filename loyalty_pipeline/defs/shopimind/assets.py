@@ -1,9 +1,15 @@
 """ShopiMind domain: bootstrap, LoyaltyAccount upserts, event triggers (logic in loyalty_pipeline/shopimind/).
 
-Each outbound asset re-checks its part of the bootstrap first (one or a few requests): it is what makes
-pointing the pipeline at a new shop, or at a freshly started emulator, just work, so they do not depend
-on `shopimind_setup` (which would also make Dagster skip them in a dry run, where setup materializes
-nothing). `shopimind_setup` does the whole bootstrap, is in the daily job, and shows the definition id.
+The bootstrap is cached per destination (table shopimind_setup: the definition id and a sha256 of what
+was declared). Each outbound asset ensures its part of it, from the cache (no request) unless the
+program declares something else now, and only once it has something to send: re-running a finished
+day makes no request at all. When ShopiMind answers that the definition or an event type is not there
+(deleted, a reset shop or emulator), that part is set up again once and the refused batch or event
+retried once. So pointing the pipeline at a new shop, or at a freshly started emulator, just works,
+and the outbound assets do not depend on `shopimind_setup` (which would also make Dagster skip them in
+a dry run, where setup materializes nothing). `shopimind_setup` ensures the whole bootstrap (from the
+cache too; op config `force: true` re-checks it at ShopiMind), is in the daily job, and shows the
+definition id.
 
 A dry run (op config `dry_run: true`) records an observation with the counts and sample payloads
 instead of a materialization: it sends nothing, needs no key and writes no delivery state.
@@ -14,6 +20,7 @@ from collections import Counter
 from collections.abc import Iterator
 
 import dagster as dg
+import duckdb
 from pydantic import Field
 
 from ...events.catalogue import CATALOGUE, shopimind_properties
@@ -28,7 +35,7 @@ from ...shopimind.delivery import (
     preview_events,
 )
 from ...shopimind.models import LOYALTY_ACCOUNT, EventType
-from ...shopimind.setup import SetupResult, ensure_definition, ensure_event_types, store_setup, stored_setup
+from ...shopimind.setup import CachedSetup, ensure_setup_cached, stored_setup
 from ...warehouse.connection import WAREHOUSE_POOL
 from ..ingest.assets import loyalty_snapshot
 from ..metadata import counts, md_query
@@ -47,6 +54,11 @@ def dry_run_config() -> dict:
 class DeliveryConfig(dg.Config):
     dry_run: bool = Field(default=False, description="Report what would be sent (counts, sample payloads) "
                                                      "as an observation; send nothing, write no delivery state.")
+
+
+class SetupConfig(DeliveryConfig):
+    force: bool = Field(default=False, description="Re-check the whole bootstrap at ShopiMind even when table "
+                                                   "shopimind_setup says it is in place.")
 
 
 def event_types(program: Program) -> list[EventType]:
@@ -75,34 +87,63 @@ def _json_md(samples: list) -> dg.MetadataValue:
     return dg.MetadataValue.md("```json\n" + json.dumps(samples, indent=2, ensure_ascii=False) + "\n```")
 
 
+class _Setup:
+    """An outbound asset's part of the bootstrap, as `deliver_*(setup=...)` asks for it: `self(False)`
+    before the first request (from the cache when it matches), `self(True)` when ShopiMind said it is gone."""
+
+    def __init__(self, context: dg.AssetExecutionContext, con: duckdb.DuckDBPyConnection, client: ShopiMindClient,
+                 destination: str, types: list[EventType], *, definition: bool, events: bool) -> None:
+        self.context, self.con, self.client, self.destination, self.types = context, con, client, destination, types
+        self.parts = {"definition": definition, "events": events}
+        self.results: list[CachedSetup] = []
+        self.healed = False
+
+    def __call__(self, heal: bool) -> int:
+        if heal:
+            self.healed = True
+            what = "LoyaltyAccount definition" if self.parts["definition"] else "event types"
+            self.context.log.warning(f"ShopiMind says the {what} set up for {self.destination} is not there: "
+                                     "setting it up again, then retrying once")
+        result = ensure_setup_cached(self.con, self.client, self.destination, self.types, force=heal, **self.parts)
+        self.results.append(result)
+        return result.definition_id
+
+    def metadata(self) -> dict:
+        """What setup did in this run: `not needed` (nothing sent), `cached`, or what was (re-)declared."""
+        summary = " → ".join(r.summary for r in self.results) or "not needed (nothing to send)"
+        return {"setup": summary, "setup/requests": sum(r.requests for r in self.results),
+                "setup/healed": int(self.healed)}
+
+
 @dg.asset(
     pool=WAREHOUSE_POOL,
     group_name="shopimind",
     kinds={"shopimind", "duckdb"},
     output_required=False,
     description="Idempotent ShopiMind bootstrap: the LoyaltyAccount custom-data definition (found or created) "
-                "and every enabled event type declared; the definition id is kept in table shopimind_setup.",
+                "and every enabled event type declared. Cached in table shopimind_setup (definition id, sha256 "
+                "of what was declared): no request while the program declares the same (config force: true "
+                "re-checks at ShopiMind).",
 )
-def shopimind_setup(context: dg.AssetExecutionContext, config: DeliveryConfig, program: ProgramResource,
+def shopimind_setup(context: dg.AssetExecutionContext, config: SetupConfig, program: ProgramResource,
                     warehouse: WarehouseResource, shopimind: ShopiMindResource) -> Iterator[dg.MaterializeResult]:
     types = event_types(program.load())
     if config.dry_run:
         _observe(context, {"dry_run": True, "definition": LOYALTY_ACCOUNT.name, "event_types": len(types),
                            "declarations": _json_md([t.model_dump() for t in types])})
         return
-    with _client(shopimind) as client:
+    with _client(shopimind) as client, warehouse.connect() as con:
         try:
-            id_definition, action = ensure_definition(client)
-            declared = ensure_event_types(client, types)
+            setup = ensure_setup_cached(con, client, shopimind.destination, types, force=config.force)
         except ShopiMindError as exc:
             raise _failure(exc) from None
-    with warehouse.connect() as con:
-        store_setup(con, shopimind.destination, SetupResult(id_definition, action, declared))
     yield dg.MaterializeResult(metadata={
         "destination": shopimind.destination,
-        "definition_id": id_definition,
-        "definition": f"{LOYALTY_ACCOUNT.name} ({action})",
-        **counts("event_types", Counter(declared.values())),
+        "definition_id": setup.definition_id,
+        "definition": f"{LOYALTY_ACCOUNT.name} ({setup.definition_action})",
+        "setup": setup.summary,
+        "setup/requests": setup.requests,
+        **counts("event_types", Counter(setup.events.values())),
     })
 
 
@@ -130,19 +171,21 @@ def shopimind_accounts(context: dg.AssetExecutionContext, config: DeliveryConfig
                                "samples": _json_md(preview["samples"])})
             return
         with _client(shopimind) as client:
+            setup = _Setup(context, con, client, destination, [], definition=True, events=False)
             try:
-                stored = stored_setup(con, destination)
-                id_definition, action = ensure_definition(client)
-                if stored is None or stored[0] != id_definition:
-                    store_setup(con, destination, SetupResult(id_definition, action, {}))
-                stats = deliver_accounts(con, client, day, destination, id_definition, settings, context.run.run_id)
+                stats = deliver_accounts(con, client, day, destination, None, settings, context.run.run_id,
+                                         setup=setup)
             except ShopiMindError as exc:
-                raise _failure(exc) from None
+                raise _failure(exc, setup.metadata()) from None
             requests = dict(client.stats)
         warehouse.publish_current(con, ["delivery_state"])  # the analysts' read path (README, Operations)
+        stored = stored_setup(con, destination)
+        id_definition = stats["definition_id"] if stats["definition_id"] is not None else (
+            stored.definition_id if stored else None)
         metadata = {
             "destination": destination,
-            "definition_id": id_definition,
+            **({"definition_id": id_definition} if id_definition is not None else {}),
+            **setup.metadata(),
             **counts("accounts", {**_zeros(stats["actions"]), **_final(stats["final"])}),
             "accounts/not_attempted": stats["not_attempted"],
             "batch_size": stats["batch_size"],
@@ -186,16 +229,11 @@ def shopimind_events(context: dg.AssetExecutionContext, config: DeliveryConfig, 
                                "samples": _json_md(preview["samples"])})
             return
         with _client(shopimind) as client:
+            setup = _Setup(context, con, client, destination, event_types(prog), definition=False, events=True)
             try:
-                types = event_types(prog)
-                declared = ensure_event_types(client, types)
-                stored = stored_setup(con, destination)
-                if stored is None or not set(declared) <= stored[1]:
-                    id_definition = stored[0] if stored else ensure_definition(client)[0]
-                    store_setup(con, destination, SetupResult(id_definition, "found", declared))
-                stats = deliver_events(con, client, day, destination, settings, context.run.run_id)
+                stats = deliver_events(con, client, day, destination, settings, context.run.run_id, setup=setup)
             except ShopiMindError as exc:
-                raise _failure(exc) from None
+                raise _failure(exc, setup.metadata()) from None
             requests = dict(client.stats)
         warehouse.publish_current(con, ["delivery_state"])  # the analysts' read path (README, Operations)
         final: Counter = Counter()
@@ -206,6 +244,7 @@ def shopimind_events(context: dg.AssetExecutionContext, config: DeliveryConfig, 
                 per_type[f"{status}/{code}"] = n
         metadata = {
             "destination": destination,
+            **setup.metadata(),
             **_event_counts(stats["actions"]),
             **counts("events", _final(final)),
             **counts("by_type", per_type),

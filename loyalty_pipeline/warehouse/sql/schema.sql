@@ -126,14 +126,21 @@ CREATE TABLE IF NOT EXISTS loyalty_events (
 -- "sent" means acknowledged by that destination, so pointing the pipeline elsewhere starts afresh.
 -- None of these tables is partitioned: re-running a day never deletes delivery history.
 
--- The bootstrap, one row per destination: the LoyaltyAccount definition id and the declared event types.
+-- The bootstrap, one row per destination: the LoyaltyAccount definition id and the declared event types,
+-- with a sha256 of what was declared. It is the setup cache: a run whose hashes match makes no setup
+-- request; a changed program, or ShopiMind saying the definition or an event type is gone, re-runs it.
 CREATE TABLE IF NOT EXISTS shopimind_setup (
     destination     VARCHAR NOT NULL,
     definition_name VARCHAR NOT NULL,
     definition_id   BIGINT NOT NULL,
     event_types     VARCHAR[] NOT NULL,
-    checked_at      TIMESTAMPTZ NOT NULL
+    checked_at      TIMESTAMPTZ NOT NULL,  -- when setup last ran (requests made), not when the cache was read
+    definition_hash VARCHAR,               -- sha256 of the definition body; NULL: re-check it
+    event_hashes    VARCHAR                -- JSON {code_name: sha256 of its properties}
 );
+-- Warehouses created before the cache: the same columns (NULL until setup next runs).
+ALTER TABLE shopimind_setup ADD COLUMN IF NOT EXISTS definition_hash VARCHAR;
+ALTER TABLE shopimind_setup ADD COLUMN IF NOT EXISTS event_hashes VARCHAR;
 
 -- Current delivery state, one row per destination, kind and key (never deleted by re-runs).
 CREATE TABLE IF NOT EXISTS delivery_state (
