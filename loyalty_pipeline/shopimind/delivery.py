@@ -34,7 +34,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from ..warehouse.connection import bind, sql
+from ..warehouse.connection import bind, sql, transaction
 from .client import AuthError, Result, ShopiMindClient, ShopiMindError
 from .models import (
     BulkResponse,
@@ -154,12 +154,8 @@ class Ledger:
         statement = sql("shopimind_mark_in_flight")
         self.con.register("batch", batch)
         try:
-            self.con.execute("BEGIN TRANSACTION")
-            self.con.execute(statement, self._params(statement))
-            self.con.execute("COMMIT")
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
+            with transaction(self.con):
+                self.con.execute(statement, self._params(statement))
         finally:
             self.con.unregister("batch")
 
@@ -170,14 +166,10 @@ class Ledger:
         table = pa.Table.from_pydict(columns, schema=_OUTCOME_SCHEMA)
         self.con.register("outcomes", table)
         try:
-            self.con.execute("BEGIN TRANSACTION")
-            for name in ("shopimind_state_merge", "shopimind_log_insert", "shopimind_ack_merge"):
-                statement = sql(name)
-                self.con.execute(statement, self._params(statement))
-            self.con.execute("COMMIT")
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
+            with transaction(self.con):
+                for name in ("shopimind_state_merge", "shopimind_log_insert", "shopimind_ack_merge"):
+                    statement = sql(name)
+                    self.con.execute(statement, self._params(statement))
         finally:
             self.con.unregister("outcomes")
 
@@ -564,11 +556,10 @@ def replay(con: duckdb.DuckDBPyConnection, *, destination: str | None = None, ki
             where.append(f"{column} = ${column}")
             params[column] = value
     condition = " AND ".join(where)
-    con.execute("BEGIN TRANSACTION")
-    n = con.execute(f"SELECT count(*) FROM delivery_state WHERE {condition}", params).fetchone()[0]
-    # failed with no payload_hash: no longer matches the refused payload, so it is retried like a failure.
-    con.execute("UPDATE delivery_state SET status = 'failed', payload_hash = NULL, updated_at = now(), "
-                "error = 'replay requested; was rejected: ' || coalesce(error, '') "
-                f"WHERE {condition}", params)
-    con.execute("COMMIT")
+    with transaction(con):
+        n = con.execute(f"SELECT count(*) FROM delivery_state WHERE {condition}", params).fetchone()[0]
+        # failed with no payload_hash: no longer matches the refused payload, so it is retried like a failure.
+        con.execute("UPDATE delivery_state SET status = 'failed', payload_hash = NULL, updated_at = now(), "
+                    "error = 'replay requested; was rejected: ' || coalesce(error, '') "
+                    f"WHERE {condition}", params)
     return n
