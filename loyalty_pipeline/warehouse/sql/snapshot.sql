@@ -1,5 +1,7 @@
 -- Validate one day's raw_accounts ($day) into the temp table `checked`: parsed values, the list of
 -- problems that reject a row, and the flags that only annotate it. Needs temp table tier_aliases.
+-- Duplicates are marked afterwards (snapshot_duplicates.sql): a window over every row would sort
+-- the whole day with all its columns, when duplicates are a handful.
 CREATE OR REPLACE TEMP TABLE checked AS
 WITH raw AS (
     SELECT * FROM raw_accounts WHERE snapshot_date = $day
@@ -47,25 +49,10 @@ WITH raw AS (
                  THEN problem('next_expiry_amount', next_expiry_amount, 'invalid_integer') END
         ], lambda p: p IS NOT NULL) AS problems
     FROM parsed
-), deduplicated AS (
-    -- Of several valid rows for one member, the first line wins; the others are quarantined.
-    -- Where the platform keys members by email ($email_is_key), the email names the member too.
-    SELECT
-        * REPLACE (
-            CASE WHEN len(problems) = 0
-                      AND row_number() OVER (PARTITION BY c_customer_id, len(problems) = 0
-                                             ORDER BY source_line) > 1
-                 THEN [problem('customer_id', customer_id, 'duplicate_member')]
-                 WHEN len(problems) = 0 AND $email_is_key
-                      AND regexp_full_match(c_email, '[^@\s]+@[^@\s]+\.[^@\s]+')  -- a valid one
-                      AND row_number() OVER (PARTITION BY c_email, len(problems) = 0
-                                             ORDER BY source_line) > 1
-                 THEN [problem('email', email, 'duplicate_member')]
-                 ELSE problems END AS problems)
-    FROM judged
 )
 SELECT
-    *,
+    * EXCLUDE (enrolled, points_balance, lifetime_points, tier, tier_since, member_since, next_expiry_date,
+               next_expiry_amount),  -- the raw text lives on in `problems` (and raw_accounts)
     list_filter([
         CASE WHEN c_email IS NOT NULL AND NOT regexp_full_match(c_email, '[^@\s]+@[^@\s]+\.[^@\s]+')
              THEN 'invalid_email' END,
@@ -74,4 +61,4 @@ SELECT
         CASE WHEN is_sentinel_date(c_tier_since) OR is_sentinel_date(c_member_since)
                   OR is_sentinel_date(c_next_expiry_date) THEN 'sentinel_date' END
     ], lambda f: f IS NOT NULL) AS flags
-FROM deduplicated;
+FROM judged;
