@@ -24,7 +24,8 @@ SECTIONS = {
                sum(points_balance) AS points_liability
         FROM snapshots GROUP BY ALL ORDER BY day""",
     "Rows quarantined, by reason (table quarantine has file, line, field and value)": """
-        SELECT day, sum(n)::BIGINT AS rows, string_agg(kind || ':' || reason || '=' || n, ', ' ORDER BY kind, reason) AS why
+        SELECT day, sum(n)::BIGINT AS rows,
+               string_agg(kind || ':' || reason || '=' || n, ', ' ORDER BY kind, reason) AS why
         FROM (SELECT snapshot_date AS day, kind, reason, count(*) AS n FROM quarantine GROUP BY ALL)
         GROUP BY day ORDER BY day""",
     "Deltas by kind (tier moves in the last columns)": """
