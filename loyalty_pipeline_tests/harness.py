@@ -73,7 +73,7 @@ class Pipeline:
         return path
 
     def run(self, day: str, *, job: str = "daily_job", run_config: dict | None = None,
-            expect_success: bool = True) -> dg.ExecuteInProcessResult:
+            tags: dict | None = None, expect_success: bool = True) -> dg.ExecuteInProcessResult:
         job_def = self.defs.resolve_job_def(job)
         selection = None
         if self.shopimind is None:
@@ -82,7 +82,7 @@ class Pipeline:
                              & job_def.asset_layer.executable_asset_keys)
         result = job_def.execute_in_process(
             partition_key=day, instance=self.instance, run_config=run_config, raise_on_error=False,
-            asset_selection=selection,
+            asset_selection=selection, tags=tags,
         )
         if expect_success and not result.success:
             raise AssertionError(f"run for {day} failed:\n{failure_messages(result)}")

@@ -18,3 +18,12 @@ daily_partitions = dg.DailyPartitionsDefinition(
 
 def partition_day(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> dt.date:
     return dt.date.fromisoformat(context.partition_key)
+
+
+# Daily steps reuse a day built from unchanged inputs (warehouse/fingerprints.py); this run tag
+# rebuilds it anyway (e.g. after restoring rows by hand).
+REBUILD_TAG = "loyalty/rebuild"
+
+
+def rebuild_requested(context: dg.AssetExecutionContext) -> bool:
+    return context.run.tags.get(REBUILD_TAG) == "true"

@@ -13,7 +13,8 @@ import duckdb
 
 from ..program import Program
 from ..sources import ExportError
-from ..warehouse.connection import replace_day, sql, transaction
+from ..warehouse import fingerprints
+from ..warehouse.connection import count_day, replace_day, sql, transaction
 from ..warehouse.daily import prepare
 from .catalogue import CATALOGUE
 
@@ -34,7 +35,7 @@ def enabled_event_types(program: Program) -> list[str]:
 
 
 def build_events(con: duckdb.DuckDBPyConnection, day: dt.date, program: Program, today: dt.date,
-                 send_stale: bool = False) -> dict:
+                 send_stale: bool = False, force: bool = False) -> dict:
     """Replace the day's rows of loyalty_events; return counts per type and status, and the tier matrix."""
     unknown = sorted(set(program.events) - set(CATALOGUE))
     if unknown:
@@ -53,6 +54,19 @@ def build_events(con: duckdb.DuckDBPyConnection, day: dt.date, program: Program,
     if stale_deltas:
         raise ExportError(f"account_deltas of {day} compare with another day than the latest earlier "
                           f"snapshot ({previous}): materialize account_deltas for {day} first")
+
+    # The events of D read D's deltas and the snapshots of D and of any earlier day (first seen,
+    # reminders already reached, the approaching cool-down): all of them are in the fingerprint.
+    history = dict(con.execute(
+        "SELECT s.snapshot_date, f.fingerprint FROM (SELECT DISTINCT snapshot_date FROM snapshots "
+        "WHERE snapshot_date <= $day) s LEFT JOIN step_fingerprints f ON f.step = 'snapshot' "
+        "AND f.snapshot_date = s.snapshot_date", {"day": day}).fetchall())
+    deltas = fingerprints.stored(con, "deltas", day)
+    stale = day < stale_before(program, today) and not send_stale
+    fp = fingerprints.fingerprint("events", deltas, sorted(history.items()), program.model_dump(mode="json"), stale)
+    reused = deltas and all(history.values()) and fingerprints.reuse(con, "events", day, fp, force)
+    if reused and count_day(con, "loyalty_events", day) == reused["events"]:
+        return {**reused, "today": today, "stale_before": stale_before(program, today)}
 
     prepare(con, program)  # temp tables tiers, tier_aliases
     windows = program.expiry_reminder_days
@@ -85,24 +99,24 @@ def build_events(con: duckdb.DuckDBPyConnection, day: dt.date, program: Program,
             raise EventDerivationError(f"{day}: {duplicates} duplicate event keys derived")
         _validate_day(con, day)
 
-    by_type = dict(con.execute(
-        "SELECT code_name, count(*) FROM loyalty_events WHERE snapshot_date = $day GROUP BY ALL",
-        {"day": day}).fetchall())
-    by_status = dict(con.execute(
-        "SELECT status, count(*) FROM loyalty_events WHERE snapshot_date = $day GROUP BY ALL",
-        {"day": day}).fetchall())
-    return {
-        "events": rows,
-        "baseline": previous is None,
-        "previous_snapshot_date": previous,
-        "today": today,
-        "stale_before": params["stale_before"],
-        "send_stale": send_stale,
-        # Every enabled type, zeros included, so each one is a continuous series in the UI.
-        "by_type": {code: by_type.get(code, 0) for code in params["enabled"]},
-        "by_status": {status: by_status.get(status, 0) for status in ("pending", "suppressed_stale")},
-        "tier_matrix": tier_matrix(con, day, previous, program),
-    }
+        by_type = dict(con.execute(
+            "SELECT code_name, count(*) FROM loyalty_events WHERE snapshot_date = $day GROUP BY ALL",
+            {"day": day}).fetchall())
+        by_status = dict(con.execute(
+            "SELECT status, count(*) FROM loyalty_events WHERE snapshot_date = $day GROUP BY ALL",
+            {"day": day}).fetchall())
+        return fingerprints.record(con, "events", day, fp, {
+            "events": rows,
+            "baseline": previous is None,
+            "previous_snapshot_date": previous,
+            "today": today,
+            "stale_before": params["stale_before"],
+            "send_stale": send_stale,
+            # Every enabled type, zeros included, so each one is a continuous series in the UI.
+            "by_type": {code: by_type.get(code, 0) for code in params["enabled"]},
+            "by_status": {status: by_status.get(status, 0) for status in ("pending", "suppressed_stale")},
+            "tier_matrix": tier_matrix(con, day, previous, program),
+        })
 
 
 def _validate_day(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:

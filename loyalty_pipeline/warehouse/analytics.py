@@ -27,11 +27,14 @@ def catalog_path(warehouse: Path) -> Path:
     return Path(warehouse).parent / CATALOG_NAME
 
 
-def publish_day(con: duckdb.DuckDBPyConnection, warehouse: Path, table: str, day: dt.date) -> Path:
+def publish_day(con: duckdb.DuckDBPyConnection, warehouse: Path, table: str, day: dt.date,
+                only_missing: bool = False) -> Path:
     """Write `table`'s rows of `day` to its Parquet file (replacing it atomically), then the catalog."""
     folder = parquet_root(warehouse) / table
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{day.isoformat()}.parquet"
+    if only_missing and target.exists():
+        return target
     tmp = folder / f".{day.isoformat()}.parquet.tmp"
     con.execute(
         f"COPY (SELECT * FROM {table} WHERE snapshot_date = $day) TO '{tmp}' (FORMAT parquet)", {"day": day}

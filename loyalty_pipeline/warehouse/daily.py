@@ -1,8 +1,8 @@
 """The daily steps, set-based in DuckDB: ingest → snapshot → deltas.
 
-Each step replaces its own day in one transaction, so re-running a day is a no-op and a failed
-step leaves the previous state of that day untouched. Dagster assets call these functions; so do
-the benchmark and the tests.
+Each step replaces its own day in one transaction, so a failed step leaves the previous state of
+that day untouched, and records what it was built from (fingerprints.py): re-running a day whose
+inputs did not change reuses it. Dagster assets call these functions; so do the benchmark and tests.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import duckdb
 
 from ..program import Program
 from ..sources import ExportError, adapter, find_export
+from . import fingerprints
 from .connection import count_day, replace_day, sql, transaction
 
 
@@ -43,13 +44,19 @@ def _duckdb_reason(exc: duckdb.Error) -> str:
     return "; ".join(head)[:500]
 
 
-def ingest_export(con: duckdb.DuckDBPyConnection, exports_dir: Path, day: dt.date, program: Program) -> dict:
+def ingest_export(con: duckdb.DuckDBPyConnection, exports_dir: Path, day: dt.date, program: Program,
+                  force: bool = False) -> dict:
     """Read the day's files into raw_accounts / raw_activities with their lineage."""
     source = adapter(program.source.platform)
     files = {
         "accounts": find_export(exports_dir, day, program.source.accounts_file, required=True),
         "activities": find_export(exports_dir, day, program.source.activities_file, required=False),
     }
+    fp = fingerprints.fingerprint("ingest", program.source.model_dump(mode="json"),
+                                  {kind: file and [str(file.path), file.sha256] for kind, file in files.items()})
+    reused = fingerprints.reuse(con, "ingest", day, fp, force)
+    if reused and count_day(con, "raw_accounts", day) == reused["accounts"]["rows"]:
+        return reused
     readers = {"accounts": (source.accounts_sql, "raw_accounts"),
                "activities": (source.activities_sql, "raw_activities")}
     stats: dict = {}
@@ -77,14 +84,19 @@ def ingest_export(con: duckdb.DuckDBPyConnection, exports_dir: Path, day: dt.dat
                  "sha": file.sha256, "bytes": file.bytes, "rows": rows},
             )
             stats[kind] = {"path": str(file.path), "sha256": file.sha256, "rows": rows, "format": file.format}
-    return stats
+        return fingerprints.record(con, "ingest", day, fp, stats)
 
 
-def build_snapshot(con: duckdb.DuckDBPyConnection, day: dt.date, program: Program) -> dict:
+def build_snapshot(con: duckdb.DuckDBPyConnection, day: dt.date, program: Program, force: bool = False) -> dict:
     """Validate raw rows into snapshots; every rejected row goes to quarantine with its reason."""
     raw = count_day(con, "raw_accounts", day)
     if raw == 0:
         raise ExportError(f"no raw rows for {day}: materialize loyalty_export for that day first")
+    ingested = fingerprints.stored(con, "ingest", day)
+    fp = fingerprints.fingerprint("snapshot", ingested, program.model_dump(mode="json"))
+    reused = ingested and fingerprints.reuse(con, "snapshot", day, fp, force)
+    if reused and count_day(con, "snapshots", day) == reused["members"]:
+        return reused
     prepare(con, program)
     with transaction(con):
         # Platforms keyed by email (Yotpo) also reject a second row with the same email as a duplicate.
@@ -106,34 +118,41 @@ def build_snapshot(con: duckdb.DuckDBPyConnection, day: dt.date, program: Progra
             "WHERE snapshot_date = $day) GROUP BY ALL ORDER BY ALL", {"day": day}).fetchall())
         con.execute("DROP TABLE checked")
         con.execute("DROP TABLE checked_activities")
-    quarantined = sum(n for k, n in reasons.items() if k.startswith("accounts:"))
-    return {
-        "raw_rows": raw,
-        "members": members,
-        "enrolled": con.execute("SELECT count(*) FILTER (enrolled) FROM snapshots WHERE snapshot_date = $day",
-                                {"day": day}).fetchone()[0],
-        "quarantined": quarantined,
-        "quarantined_by_reason": reasons,
-        "flags": flags,
-        "activities": activities,
-        "reconciles": raw == members + quarantined,
-    }
+        quarantined = sum(n for k, n in reasons.items() if k.startswith("accounts:"))
+        return fingerprints.record(con, "snapshot", day, fp, {
+            "raw_rows": raw,
+            "members": members,
+            "enrolled": con.execute("SELECT count(*) FILTER (enrolled) FROM snapshots WHERE snapshot_date = $day",
+                                    {"day": day}).fetchone()[0],
+            "quarantined": quarantined,
+            "quarantined_by_reason": reasons,
+            "flags": flags,
+            "activities": activities,
+            "reconciles": raw == members + quarantined,
+        })
 
 
-def build_deltas(con: duckdb.DuckDBPyConnection, day: dt.date) -> dict:
+def build_deltas(con: duckdb.DuckDBPyConnection, day: dt.date, force: bool = False) -> dict:
     """Compare the day's snapshot with the latest earlier one."""
     if count_day(con, "snapshots", day) + count_day(con, "quarantine", day) == 0:
         raise ExportError(f"no snapshot for {day}: materialize loyalty_snapshot for that day first")
-    with transaction(con):
-        rows = replace_day(con, "account_deltas", day, sql("deltas"))
     previous, gap = con.execute(
         "SELECT max(snapshot_date), date_diff('day', max(snapshot_date), $day) FROM snapshots "
         "WHERE snapshot_date < $day", {"day": day}).fetchone()
-    kinds = dict(con.execute(
-        "SELECT change_kind, count(*) FROM account_deltas WHERE snapshot_date = $day GROUP BY ALL",
-        {"day": day}).fetchall())
-    directions = dict(con.execute(
-        "SELECT tier_direction, count(*) FROM account_deltas WHERE snapshot_date = $day "
-        "AND tier_direction IS NOT NULL GROUP BY ALL", {"day": day}).fetchall())
-    return {"rows": rows, "previous_snapshot_date": previous, "gap_days": gap, "baseline": previous is None,
-            "by_kind": kinds, "tier_moves": directions}
+    inputs = [fingerprints.stored(con, "snapshot", day), previous, fingerprints.stored(con, "snapshot", previous)]
+    fp = fingerprints.fingerprint("deltas", *inputs)
+    known = inputs[0] and (previous is None or inputs[2])
+    reused = known and fingerprints.reuse(con, "deltas", day, fp, force)
+    if reused and count_day(con, "account_deltas", day) == reused["rows"]:
+        return reused
+    with transaction(con):
+        rows = replace_day(con, "account_deltas", day, sql("deltas"))
+        kinds = dict(con.execute(
+            "SELECT change_kind, count(*) FROM account_deltas WHERE snapshot_date = $day GROUP BY ALL",
+            {"day": day}).fetchall())
+        directions = dict(con.execute(
+            "SELECT tier_direction, count(*) FROM account_deltas WHERE snapshot_date = $day "
+            "AND tier_direction IS NOT NULL GROUP BY ALL", {"day": day}).fetchall())
+        return fingerprints.record(con, "deltas", day, fp, {
+            "rows": rows, "previous_snapshot_date": previous, "gap_days": gap, "baseline": previous is None,
+            "by_kind": kinds, "tier_moves": directions})

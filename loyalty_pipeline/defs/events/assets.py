@@ -7,7 +7,7 @@ from ...events.derive import EventDerivationError, build_events
 from ...sources import ExportError
 from ...warehouse.connection import WAREHOUSE_POOL
 from ..metadata import counts
-from ..partitions import daily_partitions, partition_day
+from ..partitions import daily_partitions, partition_day, rebuild_requested
 from ..resources import ProgramResource, WarehouseResource
 from ..snapshots.assets import account_deltas
 
@@ -35,10 +35,11 @@ def loyalty_events(context: dg.AssetExecutionContext, config: EventsConfig, prog
     today = program.today_date()
     with warehouse.connect() as con:
         try:
-            stats = build_events(con, day, prog, today, send_stale=config.send_stale)
+            stats = build_events(con, day, prog, today, send_stale=config.send_stale,
+                                 force=rebuild_requested(context))
         except (ExportError, EventDerivationError) as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
-        warehouse.publish(con, ["loyalty_events"], day)  # the analysts' read path (README)
+        warehouse.publish(con, ["loyalty_events"], day, only_missing=stats["reused"])  # analysts read these
     if stats["by_status"]["suppressed_stale"]:
         context.log.info(f"{day} is before {stats['stale_before']} (today {today} - max_event_age_days): "
                          f"{stats['by_status']['suppressed_stale']} events stored as suppressed_stale")
@@ -46,6 +47,7 @@ def loyalty_events(context: dg.AssetExecutionContext, config: EventsConfig, prog
     return dg.MaterializeResult(metadata={
         "events": stats["events"],
         "baseline": stats["baseline"],
+        "reused": stats["reused"],
         "previous_snapshot_date": previous.isoformat() if previous else "none (baseline)",
         "today": today.isoformat(),
         "stale_before": stats["stale_before"].isoformat(),

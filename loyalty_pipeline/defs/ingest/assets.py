@@ -6,7 +6,7 @@ from ...sources import ExportError
 from ...warehouse.connection import WAREHOUSE_POOL
 from ...warehouse.daily import build_snapshot, ingest_export
 from ..metadata import counts, md_query
-from ..partitions import daily_partitions, partition_day
+from ..partitions import daily_partitions, partition_day, rebuild_requested
 from ..resources import ProgramResource, WarehouseResource
 
 
@@ -24,7 +24,7 @@ def loyalty_export(
     prog = program.load()
     with warehouse.connect() as con:
         try:
-            stats = ingest_export(con, program.exports, day, prog)
+            stats = ingest_export(con, program.exports, day, prog, force=rebuild_requested(context))
         except ExportError as exc:
             raise dg.Failure(description=f"{day}: {exc}", allow_retries=False) from exc
     accounts = stats["accounts"]
@@ -35,6 +35,7 @@ def loyalty_export(
             "path": dg.MetadataValue.path(accounts["path"]),
             "sha256": accounts["sha256"],
             "format": accounts["format"],
+            "reused": stats["reused"],
         },
         data_version=dg.DataVersion(accounts["sha256"][:16]),
     )
@@ -54,10 +55,10 @@ def loyalty_snapshot(
     prog = program.load()
     with warehouse.connect() as con:
         try:
-            stats = build_snapshot(con, day, prog)
+            stats = build_snapshot(con, day, prog, force=rebuild_requested(context))
         except ExportError as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
-        warehouse.publish(con, ["snapshots", "quarantine", "activities"], day)
+        warehouse.publish(con, ["snapshots", "quarantine", "activities"], day, only_missing=stats["reused"])
         preview = md_query(
             con,
             "SELECT kind, source_line, customer_id, field, value, reason FROM quarantine "
@@ -68,6 +69,7 @@ def loyalty_snapshot(
         "enrolled": stats["enrolled"],
         "quarantined": stats["quarantined"],
         "activities": stats["activities"],
+        "reused": stats["reused"],
         **counts("quarantined", stats["quarantined_by_reason"]),
         **counts("flagged", stats["flags"]),
         "quarantine_preview": preview,

@@ -7,7 +7,7 @@ from ...warehouse.connection import WAREHOUSE_POOL
 from ...warehouse.daily import build_deltas
 from ..ingest.assets import loyalty_snapshot
 from ..metadata import counts, md_query
-from ..partitions import daily_partitions, partition_day
+from ..partitions import daily_partitions, partition_day, rebuild_requested
 from ..resources import WarehouseResource
 
 # Deltas read the day's snapshot and the previous day's: this mapping tells Dagster so, which makes
@@ -36,10 +36,10 @@ def account_deltas(context: dg.AssetExecutionContext, warehouse: WarehouseResour
             context.log.info(f"{day} has not been ingested yet: no deltas to compute, skipped")
             return
         try:
-            stats = build_deltas(con, day)
+            stats = build_deltas(con, day, force=rebuild_requested(context))
         except ExportError as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
-        warehouse.publish(con, ["account_deltas"], day)
+        warehouse.publish(con, ["account_deltas"], day, only_missing=stats["reused"])
         matrix = md_query(
             con,
             "SELECT coalesce(tier_before, '(none)') AS tier_before, coalesce(tier_after, '(none)') "
@@ -49,6 +49,7 @@ def account_deltas(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     yield dg.MaterializeResult(metadata={
         "rows": stats["rows"],
         "baseline": stats["baseline"],
+        "reused": stats["reused"],
         "previous_snapshot_date": previous.isoformat() if previous else "none (baseline)",
         "gap_days": stats["gap_days"] or 0,
         **counts("kind", stats["by_kind"]),

@@ -191,3 +191,13 @@ CREATE TABLE IF NOT EXISTS account_sync_state (
     next_expiry_amount BIGINT,
     acknowledged_at    TIMESTAMPTZ NOT NULL
 );
+
+-- What each daily step last built for a day and from which inputs (warehouse/fingerprints.py):
+-- re-running a day whose inputs are unchanged reuses it.
+CREATE TABLE IF NOT EXISTS step_fingerprints (
+    step          VARCHAR NOT NULL,      -- ingest | snapshot | deltas | events
+    snapshot_date DATE NOT NULL,
+    fingerprint   VARCHAR NOT NULL,
+    stats         JSON NOT NULL,         -- what the step reported (returned again on reuse)
+    built_at      TIMESTAMPTZ NOT NULL
+);

@@ -1,0 +1,83 @@
+"""Re-running a finished day reuses what was built from unchanged inputs (warehouse/fingerprints.py);
+a changed export, program or earlier day rebuilds exactly the days that depend on it."""
+
+from __future__ import annotations
+
+import shutil
+
+import dagster as dg
+import duckdb
+
+from loyalty_pipeline.defs.partitions import REBUILD_TAG
+from loyalty_pipeline_tests.harness import DEFAULT_PROGRAM, Pipeline, account
+
+D1, D2 = "2026-03-01", "2026-03-02"
+STEPS = ["loyalty_export", "loyalty_snapshot", "account_deltas", "loyalty_events"]
+
+
+def reused(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
+    return {event.asset_key.path[-1]: event.materialization.metadata["reused"].value
+            for event in result.get_asset_materialization_events()
+            if event.asset_key.path[-1] in STEPS}
+
+
+def state(pipeline: Pipeline) -> dict:
+    """Every row the daily steps wrote, and when each step last built each day."""
+    return {
+        "tables": {t: pipeline.table(t) for t in ("raw_accounts", "snapshots", "quarantine", "account_deltas",
+                                                   "loyalty_events")},
+        "built": pipeline.query("SELECT step, snapshot_date, fingerprint, built_at FROM step_fingerprints "
+                                "ORDER BY ALL"),
+    }
+
+
+def two_days(pipeline: Pipeline) -> None:
+    pipeline.write_accounts(D1, [account("C1", points=900), account("C2", points=4900, tier="Silver"),
+                                 account("BAD", points="lots")])
+    pipeline.write_accounts(D2, [account("C1", points=1200, tier="Silver"), account("C2", points=4950,
+                                                                                    tier="Silver")])
+    pipeline.run(D1)
+    pipeline.run(D2)
+
+
+def test_re_running_a_finished_day_changes_nothing_and_says_so(pipeline: Pipeline):
+    two_days(pipeline)
+    before = state(pipeline)
+    assert reused(pipeline.run(D2)) == dict.fromkeys(STEPS, True)
+    assert state(pipeline) == before  # not one row rewritten, not one step rebuilt
+
+
+def test_a_rewritten_export_rebuilds_its_day_and_the_deltas_and_events_after_it(pipeline: Pipeline):
+    two_days(pipeline)
+    pipeline.write_accounts(D1, [account("C1", points=1100, tier="Silver"),
+                                 account("C2", points=4900, tier="Silver")])
+    assert reused(pipeline.run(D1)) == dict.fromkeys(STEPS, False)
+    # D2's own export is unchanged, but its deltas and events compare with the new D1.
+    assert reused(pipeline.run(D2)) == {"loyalty_export": True, "loyalty_snapshot": True,
+                                        "account_deltas": False, "loyalty_events": False}
+    assert pipeline.query("SELECT customer_id, balance_delta FROM account_deltas WHERE snapshot_date = $d "
+                          "ORDER BY ALL", {"d": D2}) == [("C1", 100), ("C2", 50)]
+    upgrades = pipeline.query("SELECT customer_id FROM loyalty_events WHERE snapshot_date = $d "
+                              "AND code_name = 'loyalty.tier_upgraded'", {"d": D2})
+    assert upgrades == []  # C1 was already Silver in the corrected D1
+
+
+def test_an_edited_program_rebuilds_and_the_rebuild_tag_forces(tmp_path):
+    program = tmp_path / "program.yaml"
+    shutil.copy(DEFAULT_PROGRAM, program)
+    pipeline = Pipeline(tmp_path, program_path=program)
+    two_days(pipeline)
+    program.write_text(program.read_text().replace("downgrade_grace_days: 30", "downgrade_grace_days: 14"))
+    assert reused(pipeline.run(D2)) == {"loyalty_export": True, "loyalty_snapshot": False,
+                                        "account_deltas": False, "loyalty_events": False}
+    assert reused(pipeline.run(D2, tags={REBUILD_TAG: "true"})) == dict.fromkeys(STEPS, False)
+    assert reused(pipeline.run(D2)) == dict.fromkeys(STEPS, True)
+
+
+def test_rows_removed_behind_the_pipelines_back_are_rebuilt(pipeline: Pipeline):
+    two_days(pipeline)
+    con = duckdb.connect(str(pipeline.warehouse))
+    con.execute("DELETE FROM account_deltas WHERE snapshot_date = $d", {"d": D2})
+    con.close()
+    assert reused(pipeline.run(D2))["account_deltas"] is False
+    assert len(pipeline.table("account_deltas", D2)) == 2
