@@ -58,7 +58,9 @@ HISTORY_PAGE = 100
 class DeliverySettings:
     batch_size: int = 20  # records per saveCustomDataRecords call (the API: 20, maybe 50)
     concurrency: int = 8  # requests in flight
-    chunk_batches: int = 32  # a chunk = concurrency x chunk_batches requests, written in one transaction
+    # A chunk = concurrency x chunk_batches requests: marked in flight and recorded in one transaction
+    # each (a merge into delivery_state, whose cost grows with the table, so chunks are large).
+    chunk_batches: int = 128
     history_visibility_s: float = 5.0  # an event may take this long to show in the histories
     reconcile_margin_s: float = 300.0  # clock skew allowance when searching the histories
     resend_rounds: int = 3  # reconcile-then-resend rounds for events that went uncertain during the run
