@@ -27,3 +27,12 @@ def warehouse_path() -> Path:
 
 def outbound_dir() -> Path:
     return _path("LOYALTY_OUTBOUND_DIR", "data/outbound")
+
+
+# DuckDB takes 80 % of RAM by default and keeps what it took: a 10M-member day then peaks near 4 GB.
+# With a limit it spills joins and sorts to `<warehouse>.tmp/` instead; "" = DuckDB's default.
+DEFAULT_DUCKDB_MEMORY_LIMIT = "1GB"
+
+
+def duckdb_memory_limit() -> str | None:
+    return os.environ.get("LOYALTY_DUCKDB_MEMORY_LIMIT", DEFAULT_DUCKDB_MEMORY_LIMIT) or None

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import duckdb
 
+from ..settings import duckdb_memory_limit
+
 WAREHOUSE_POOL = "duckdb"  # Dagster concurrency pool shared by every asset that opens the warehouse
 _LOCK_MARKERS = ("Could not set lock", "Conflicting lock", "lock on file")
 
@@ -32,10 +34,13 @@ def sql(name: str) -> str:
 
 def connect(path: str | Path, *, read_only: bool = False, lock_timeout_s: float = 120.0,
             memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse (waiting out another writer's lock), its schema created if missing.
+    `memory_limit`: DuckDB's, default LOYALTY_DUCKDB_MEMORY_LIMIT (settings.py)."""
     path = Path(path)
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    config = {"memory_limit": memory_limit} if memory_limit else {}
+    limit = memory_limit or duckdb_memory_limit()
+    config = {"memory_limit": limit} if limit else {}
     deadline = time.monotonic() + lock_timeout_s
     delay = 0.05
     while True:
