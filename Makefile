@@ -5,6 +5,7 @@ BIN    := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)/.dagster
 
 BENCH_MEMBERS ?= 1000000
+BENCH_ARGS ?=    # e.g. --outbound-repeats 1, --skip-outbound, --formats parquet (python -m loyalty_pipeline.bench --help)
 PLATFORM ?=  # canonical | yotpo | loyaltylion | voucherify (default: program.yaml source.platform)
 
 .PHONY: install demo test dev bench lint clean
@@ -28,7 +29,7 @@ dev: install  ## the Dagster UI (runs made by `make demo` included), delivering 
 	$(BIN)/python -m loyalty_pipeline.shopimind.demo $(BIN)/dagster dev -w workspace.yaml  # unless SHOPIMIND_* are set
 
 bench: install  ## speed and memory against the machine's limits (not part of `make test`)
-	$(BIN)/python -m loyalty_pipeline.bench --members $(BENCH_MEMBERS)
+	$(BIN)/python -m loyalty_pipeline.bench --members $(BENCH_MEMBERS) $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
