@@ -14,7 +14,7 @@ import duckdb
 from ..program import Program
 from ..sources import ExportError
 from ..warehouse import fingerprints
-from ..warehouse.connection import count_day, replace_day, sql, transaction
+from ..warehouse.connection import replace_day, sql, transaction
 from ..warehouse.daily import prepare
 from .catalogue import CATALOGUE
 
@@ -55,17 +55,12 @@ def build_events(con: duckdb.DuckDBPyConnection, day: dt.date, program: Program,
         raise ExportError(f"account_deltas of {day} compare with another day than the latest earlier "
                           f"snapshot ({previous}): materialize account_deltas for {day} first")
 
-    # The events of D read D's deltas and the snapshots of D and of any earlier day (first seen,
+    # The events of D read D's deltas and the snapshots of D and of every earlier day (first seen,
     # reminders already reached, the approaching cool-down): all of them are in the fingerprint.
-    history = dict(con.execute(
-        "SELECT s.snapshot_date, f.fingerprint FROM (SELECT DISTINCT snapshot_date FROM snapshots "
-        "WHERE snapshot_date <= $day) s LEFT JOIN step_fingerprints f ON f.step = 'snapshot' "
-        "AND f.snapshot_date = s.snapshot_date", {"day": day}).fetchall())
-    deltas = fingerprints.stored(con, "deltas", day)
     stale = day < stale_before(program, today) and not send_stale
-    fp = fingerprints.fingerprint("events", deltas, sorted(history.items()), program.model_dump(mode="json"), stale)
-    reused = deltas and all(history.values()) and fingerprints.reuse(con, "events", day, fp, force)
-    if reused and count_day(con, "loyalty_events", day) == reused["events"]:
+    fp = fingerprints.fingerprint("events", fingerprints.stored(con, "deltas", day),
+                                  fingerprints.history(con, "snapshot", day), program.model_dump(mode="json"), stale)
+    if reused := fingerprints.reuse(con, "events", day, fp, force):
         return {**reused, "today": today, "stale_before": stale_before(program, today)}
 
     prepare(con, program)  # temp tables tiers, tier_aliases

@@ -54,8 +54,7 @@ def ingest_export(con: duckdb.DuckDBPyConnection, exports_dir: Path, day: dt.dat
     }
     fp = fingerprints.fingerprint("ingest", program.source.model_dump(mode="json"),
                                   {kind: file and [str(file.path), file.sha256] for kind, file in files.items()})
-    reused = fingerprints.reuse(con, "ingest", day, fp, force)
-    if reused and count_day(con, "raw_accounts", day) == reused["accounts"]["rows"]:
+    if reused := fingerprints.reuse(con, "ingest", day, fp, force):
         return reused
     readers = {"accounts": (source.accounts_sql, "raw_accounts"),
                "activities": (source.activities_sql, "raw_activities")}
@@ -92,10 +91,9 @@ def build_snapshot(con: duckdb.DuckDBPyConnection, day: dt.date, program: Progra
     raw = count_day(con, "raw_accounts", day)
     if raw == 0:
         raise ExportError(f"no raw rows for {day}: materialize loyalty_export for that day first")
-    ingested = fingerprints.stored(con, "ingest", day)
-    fp = fingerprints.fingerprint("snapshot", ingested, program.model_dump(mode="json"))
-    reused = ingested and fingerprints.reuse(con, "snapshot", day, fp, force)
-    if reused and count_day(con, "snapshots", day) == reused["members"]:
+    fp = fingerprints.fingerprint("snapshot", fingerprints.stored(con, "ingest", day),
+                                  program.model_dump(mode="json"))
+    if reused := fingerprints.reuse(con, "snapshot", day, fp, force):
         return reused
     prepare(con, program)
     with transaction(con):
@@ -139,11 +137,9 @@ def build_deltas(con: duckdb.DuckDBPyConnection, day: dt.date, force: bool = Fal
     previous, gap = con.execute(
         "SELECT max(snapshot_date), date_diff('day', max(snapshot_date), $day) FROM snapshots "
         "WHERE snapshot_date < $day", {"day": day}).fetchone()
-    inputs = [fingerprints.stored(con, "snapshot", day), previous, fingerprints.stored(con, "snapshot", previous)]
-    fp = fingerprints.fingerprint("deltas", *inputs)
-    known = inputs[0] and (previous is None or inputs[2])
-    reused = known and fingerprints.reuse(con, "deltas", day, fp, force)
-    if reused and count_day(con, "account_deltas", day) == reused["rows"]:
+    fp = fingerprints.fingerprint("deltas", fingerprints.stored(con, "snapshot", day), previous,
+                                  fingerprints.stored(con, "snapshot", previous))
+    if reused := fingerprints.reuse(con, "deltas", day, fp, force):
         return reused
     with transaction(con):
         rows = replace_day(con, "account_deltas", day, sql("deltas"))

@@ -15,10 +15,17 @@ import datetime as dt
 import functools
 import hashlib
 import json
+import time
 from importlib import resources
 from typing import Any
 
 import duckdb
+
+from .connection import count_day
+
+# The table whose rows of a day each step writes (checked on reuse).
+STEP_TABLES = {"ingest": "raw_accounts", "snapshot": "snapshots", "deltas": "account_deltas",
+               "events": "loyalty_events"}
 
 # The code whose output the fingerprints vouch for: a change to any of it rebuilds on the next run.
 _CODE_PACKAGES = ("loyalty_pipeline.warehouse", "loyalty_pipeline.sources", "loyalty_pipeline.events")
@@ -51,30 +58,41 @@ def fingerprint(step: str, *parts: Any) -> str:
 
 def stored(con: duckdb.DuckDBPyConnection, step: str, day: dt.date | None) -> str | None:
     """The fingerprint `step` recorded for `day` (None: never built, or no such day)."""
-    if day is None:
-        return None
-    rows = con.execute("SELECT fingerprint FROM step_fingerprints WHERE step = $step AND snapshot_date = $day",
-                       {"step": step, "day": day}).fetchall()
-    return rows[0][0] if rows else None
+    row = con.execute("SELECT fingerprint FROM step_fingerprints WHERE step = $step AND snapshot_date = $day",
+                      {"step": step, "day": day}).fetchone()
+    return row[0] if row else None
+
+
+def history(con: duckdb.DuckDBPyConnection, step: str, through: dt.date) -> list[tuple[dt.date, str]]:
+    """(day, fingerprint) of every day `step` built up to `through`, in date order."""
+    return con.execute("SELECT snapshot_date, fingerprint FROM step_fingerprints WHERE step = $step "
+                       "AND snapshot_date <= $day ORDER BY snapshot_date", {"step": step, "day": through}).fetchall()
 
 
 def reuse(con: duckdb.DuckDBPyConnection, step: str, day: dt.date, wanted: str, force: bool = False
           ) -> dict | None:
-    """The stats `step` stored for `day` when it was built from the same inputs, else None."""
+    """The stats `step` stored for `day` if it was built from the same inputs and its rows are all still
+    there (nobody deleted some by hand), else None: the step must build."""
     if force:
         return None
-    rows = con.execute("SELECT stats FROM step_fingerprints WHERE step = $step AND snapshot_date = $day "
-                       "AND fingerprint = $fp", {"step": step, "day": day, "fp": wanted}).fetchall()
-    return {**json.loads(rows[0][0], object_hook=_decode), "reused": True} if rows else None
+    row = con.execute("SELECT stats, rows, epoch(built_at) FROM step_fingerprints WHERE step = $step "
+                      "AND snapshot_date = $day AND fingerprint = $fp",
+                      {"step": step, "day": day, "fp": wanted}).fetchone()
+    if row is None or count_day(con, STEP_TABLES[step], day) != row[1]:
+        return None
+    return {**json.loads(row[0], object_hook=_decode), "reused": True, "built_at": row[2]}
 
 
 def record(con: duckdb.DuckDBPyConnection, step: str, day: dt.date, value: str, stats: dict) -> dict:
-    """Store the fingerprint and stats of a build (inside the caller's transaction); returns the stats."""
+    """Store the fingerprint and stats of a build (inside the caller's transaction); returns the stats
+    with `built_at` (epoch seconds), which the analysts' files are compared with."""
+    built_at = time.time()
     con.execute("DELETE FROM step_fingerprints WHERE step = $step AND snapshot_date = $day",
                 {"step": step, "day": day})
-    con.execute("INSERT INTO step_fingerprints VALUES ($step, $day, $fp, $stats, now())",
-                {"step": step, "day": day, "fp": value, "stats": json.dumps(stats, default=_encode)})
-    return {**stats, "reused": False}
+    con.execute("INSERT INTO step_fingerprints VALUES ($step, $day, $fp, $rows, $stats, to_timestamp($at))",
+                {"step": step, "day": day, "fp": value, "rows": count_day(con, STEP_TABLES[step], day),
+                 "stats": json.dumps(stats, default=_encode), "at": built_at})
+    return {**stats, "reused": False, "built_at": built_at}
 
 
 def _encode(value: Any) -> Any:

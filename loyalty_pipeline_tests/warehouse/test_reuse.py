@@ -11,7 +11,7 @@ import duckdb
 from loyalty_pipeline.defs.partitions import REBUILD_TAG
 from loyalty_pipeline_tests.harness import DEFAULT_PROGRAM, Pipeline, account
 
-D1, D2 = "2026-03-01", "2026-03-02"
+D0, D1, D2, D3 = "2026-02-28", "2026-03-01", "2026-03-02", "2026-03-03"
 STEPS = ["loyalty_export", "loyalty_snapshot", "account_deltas", "loyalty_events"]
 
 
@@ -81,3 +81,20 @@ def test_rows_removed_behind_the_pipelines_back_are_rebuilt(pipeline: Pipeline):
     con.close()
     assert reused(pipeline.run(D2))["account_deltas"] is False
     assert len(pipeline.table("account_deltas", D2)) == 2
+
+
+def test_events_are_rebuilt_when_an_earlier_day_than_the_previous_one_changes(pipeline: Pipeline):
+    """D3's deltas read D2 only, but its events read every earlier snapshot (here the approaching-tier
+    cool-down looks back at D1): a corrected D1 rebuilds D3's events, not its deltas."""
+    near, far = account("C1", points=900), account("C1", points=500)  # Silver is at 1000 points
+    for day, row in ((D0, far), (D1, near), (D2, far), (D3, near)):
+        pipeline.write_accounts(day, [row, account("C2")])
+        pipeline.run(day)
+    approaching = "SELECT count(*) FROM loyalty_events WHERE snapshot_date = $d " \
+                  "AND code_name = 'loyalty.approaching_tier_upgrade'"
+    assert pipeline.query(approaching, {"d": D3}) == [(0,)]  # came near on D1, within the cool-down
+    pipeline.write_accounts(D1, [far, account("C2")])
+    pipeline.run(D1)
+    assert reused(pipeline.run(D3)) == {"loyalty_export": True, "loyalty_snapshot": True,
+                                        "account_deltas": True, "loyalty_events": False}
+    assert pipeline.query(approaching, {"d": D3}) == [(1,)]

@@ -198,6 +198,7 @@ CREATE TABLE IF NOT EXISTS step_fingerprints (
     step          VARCHAR NOT NULL,      -- ingest | snapshot | deltas | events
     snapshot_date DATE NOT NULL,
     fingerprint   VARCHAR NOT NULL,
+    rows          BIGINT NOT NULL,       -- rows the step wrote for the day (a reuse checks they are there)
     stats         JSON NOT NULL,         -- what the step reported (returned again on reuse)
     built_at      TIMESTAMPTZ NOT NULL
 );
