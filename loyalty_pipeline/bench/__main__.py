@@ -78,7 +78,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=20)
     p.add_argument("--rps", type=float, default=0.0,
                    help="client-side rate limit of the pipeline (0 = none; the raw loop has none)")
-    p.add_argument("--memory-limit", help="DuckDB memory_limit for pipeline and reference (default: DuckDB's)")
+    p.add_argument("--memory-limit", help="DuckDB memory_limit for pipeline and reference (default: the pipeline's "
+                        "LOYALTY_DUCKDB_MEMORY_LIMIT; the reference: DuckDB's)")
     p.add_argument("--skip-outbound", action="store_true")
     p.add_argument("--skip-dagster", action="store_true")
     p.add_argument("--skip-rerun", action="store_true")

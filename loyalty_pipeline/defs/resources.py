@@ -54,12 +54,11 @@ class WarehouseResource(dg.ConfigurableResource):
         finally:
             con.close()
 
-    def publish(self, con: duckdb.DuckDBPyConnection, tables: list[str], day: dt.date,
-                only_missing: bool = False) -> None:
-        """Copy the day of each table to the analysts' Parquet files (see warehouse/analytics.py);
-        `only_missing`: the day was reused unchanged, so only a file that is not there is written."""
+    def publish(self, con: duckdb.DuckDBPyConnection, tables: list[str], day: dt.date, built_at: float) -> None:
+        """Copy the day of each table, built at `built_at`, to the analysts' Parquet files unless they
+        are newer (see warehouse/analytics.py)."""
         for table in tables:
-            publish_day(con, Path(self.path), table, day, only_missing=only_missing)
+            publish_day(con, Path(self.path), table, day, built_at=built_at)
 
     def publish_current(self, con: duckdb.DuckDBPyConnection, tables: list[str]) -> None:
         """Copy whole state tables (not partitioned by day, e.g. delivery_state) to the analysts' files."""

@@ -28,12 +28,14 @@ def catalog_path(warehouse: Path) -> Path:
 
 
 def publish_day(con: duckdb.DuckDBPyConnection, warehouse: Path, table: str, day: dt.date,
-                only_missing: bool = False) -> Path:
-    """Write `table`'s rows of `day` to its Parquet file (replacing it atomically), then the catalog."""
+                built_at: float | None = None) -> Path:
+    """Write `table`'s rows of `day` to its Parquet file (replacing it atomically), then the catalog.
+    A file written after `built_at` (epoch seconds: when the day's rows were built) already holds
+    them and is left alone, so re-running an unchanged day does not churn the analysts' files."""
     folder = parquet_root(warehouse) / table
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{day.isoformat()}.parquet"
-    if only_missing and target.exists():
+    if built_at is not None and target.exists() and target.stat().st_mtime >= built_at:
         return target
     tmp = folder / f".{day.isoformat()}.parquet.tmp"
     con.execute(

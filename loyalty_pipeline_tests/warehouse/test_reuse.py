@@ -3,12 +3,14 @@ a changed export, program or earlier day rebuilds exactly the days that depend o
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import dagster as dg
 import duckdb
 
 from loyalty_pipeline.defs.partitions import REBUILD_TAG
+from loyalty_pipeline.warehouse.analytics import parquet_root
 from loyalty_pipeline_tests.harness import DEFAULT_PROGRAM, Pipeline, account
 
 D0, D1, D2, D3 = "2026-02-28", "2026-03-01", "2026-03-02", "2026-03-03"
@@ -40,11 +42,28 @@ def two_days(pipeline: Pipeline) -> None:
     pipeline.run(D2)
 
 
+def analysts_files(pipeline: Pipeline, day: str) -> dict[str, int]:
+    root = parquet_root(pipeline.warehouse)
+    return {table: (root / table / f"{day}.parquet").stat().st_mtime_ns
+            for table in ("snapshots", "quarantine", "account_deltas", "loyalty_events")}
+
+
 def test_re_running_a_finished_day_changes_nothing_and_says_so(pipeline: Pipeline):
     two_days(pipeline)
-    before = state(pipeline)
+    before, files = state(pipeline), analysts_files(pipeline, D2)
     assert reused(pipeline.run(D2)) == dict.fromkeys(STEPS, True)
     assert state(pipeline) == before  # not one row rewritten, not one step rebuilt
+    assert analysts_files(pipeline, D2) == files  # nor one analysts' file
+
+
+def test_an_analysts_file_older_than_its_build_is_written_again(pipeline: Pipeline):
+    """A run that built a day but died before publishing it leaves an old file: the next run mends it."""
+    two_days(pipeline)
+    stale = parquet_root(pipeline.warehouse) / "snapshots" / f"{D2}.parquet"
+    os.utime(stale, (0, 0))
+    assert reused(pipeline.run(D2))["loyalty_snapshot"] is True
+    assert stale.stat().st_mtime > 0
+    assert analysts_files(pipeline, D2)["quarantine"] < stale.stat().st_mtime_ns  # the others left alone
 
 
 def test_a_rewritten_export_rebuilds_its_day_and_the_deltas_and_events_after_it(pipeline: Pipeline):

@@ -39,7 +39,7 @@ def loyalty_events(context: dg.AssetExecutionContext, config: EventsConfig, prog
                                  force=rebuild_requested(context))
         except (ExportError, EventDerivationError) as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
-        warehouse.publish(con, ["loyalty_events"], day, only_missing=stats["reused"])  # analysts read these
+        warehouse.publish(con, ["loyalty_events"], day, stats["built_at"])  # analysts read these
     if stats["by_status"]["suppressed_stale"]:
         context.log.info(f"{day} is before {stats['stale_before']} (today {today} - max_event_age_days): "
                          f"{stats['by_status']['suppressed_stale']} events stored as suppressed_stale")

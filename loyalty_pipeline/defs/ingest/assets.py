@@ -58,7 +58,7 @@ def loyalty_snapshot(
             stats = build_snapshot(con, day, prog, force=rebuild_requested(context))
         except ExportError as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
-        warehouse.publish(con, ["snapshots", "quarantine", "activities"], day, only_missing=stats["reused"])
+        warehouse.publish(con, ["snapshots", "quarantine", "activities"], day, stats["built_at"])
         preview = md_query(
             con,
             "SELECT kind, source_line, customer_id, field, value, reason FROM quarantine "

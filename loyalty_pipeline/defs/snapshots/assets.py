@@ -39,7 +39,7 @@ def account_deltas(context: dg.AssetExecutionContext, warehouse: WarehouseResour
             stats = build_deltas(con, day, force=rebuild_requested(context))
         except ExportError as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
-        warehouse.publish(con, ["account_deltas"], day, only_missing=stats["reused"])
+        warehouse.publish(con, ["account_deltas"], day, stats["built_at"])
         matrix = md_query(
             con,
             "SELECT coalesce(tier_before, '(none)') AS tier_before, coalesce(tier_after, '(none)') "
