@@ -13,5 +13,6 @@ CREATE OR REPLACE TEMP MACRO parse_date(x) AS
              CASE WHEN regexp_full_match(trim(x), '[0-9]{13}') THEN CAST(epoch_ms(CAST(trim(x) AS BIGINT)) AS DATE) END);
 -- Platforms write "no date" as a sentinel (Yotpo 0001-01-01, Smile year 1004).
 CREATE OR REPLACE TEMP MACRO is_sentinel_date(d) AS d IS NOT NULL AND year(d) < 1900;
+CREATE OR REPLACE TEMP MACRO is_valid_email(x) AS regexp_full_match(x, '[^@\s]+@[^@\s]+\.[^@\s]+');
 CREATE OR REPLACE TEMP MACRO norm_text(x) AS nullif(trim(nfc_normalize(x)), '');
 CREATE OR REPLACE TEMP MACRO problem(field, value, reason) AS {'field': field, 'value': value, 'reason': reason};

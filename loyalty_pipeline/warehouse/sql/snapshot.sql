@@ -54,7 +54,7 @@ SELECT
     * EXCLUDE (enrolled, points_balance, lifetime_points, tier, tier_since, member_since, next_expiry_date,
                next_expiry_amount),  -- the raw text lives on in `problems` (and raw_accounts)
     list_filter([
-        CASE WHEN c_email IS NOT NULL AND NOT regexp_full_match(c_email, '[^@\s]+@[^@\s]+\.[^@\s]+')
+        CASE WHEN c_email IS NOT NULL AND NOT is_valid_email(c_email)
              THEN 'invalid_email' END,
         CASE WHEN c_points_balance < 0 THEN 'negative_balance' END,
         CASE WHEN c_points_balance < $negative_floor THEN 'balance_below_floor' END,

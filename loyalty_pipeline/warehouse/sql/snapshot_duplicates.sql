@@ -14,8 +14,7 @@ FROM (
         SELECT source_line, row_number() OVER (PARTITION BY c_email ORDER BY source_line) AS n
         FROM valid
         WHERE $email_is_key
-          AND c_email IN (SELECT c_email FROM valid WHERE regexp_full_match(c_email, '[^@\s]+@[^@\s]+\.[^@\s]+')
-                          GROUP BY ALL HAVING count(*) > 1)
+          AND c_email IN (SELECT c_email FROM valid WHERE is_valid_email(c_email) GROUP BY ALL HAVING count(*) > 1)
     )
     SELECT source_line, 'customer_id' AS field FROM by_id WHERE n > 1
     UNION ALL
