@@ -75,7 +75,7 @@ def run_mode(mode: str, db: Path, out: Path) -> dict:
         rows, path = stats["rows"], Path(stats["path"])
     elif mode == "copy":
         path = out / "copy.jsonl"
-        con.execute(f"COPY ({columns}) TO '{path}' (FORMAT json)", feed_params(DAY, program))
+        con.execute(f"COPY ({columns}) TO $path (FORMAT json)", {**feed_params(DAY, program), "path": str(path)})
         rows = sum(1 for _ in path.open("rb"))
     elif mode == "objects":
         path = out / "objects.jsonl"

@@ -13,7 +13,9 @@ Files (in `out_dir`, normally `data/outbound/reelevant/`):
 - `latest.json`         which day `latest.jsonl` is, with its row count and sha256.
 
 Every file is written to a temporary file in the same directory, fsynced, then renamed over the
-old one (`os.replace`), so a reader sees the old file or the new one, never a half-written one.
+old one (`os.replace`), so a reader sees the old file or the new one, never a half-written one. A
+process killed mid-write leaves its temp file (`.<name>.<pid>-<random>.tmp`); the next write removes
+those whose process is gone (tempfiles.py).
 `latest.jsonl` is replaced only by the newest day present in the directory: backfilling an older
 day rewrites that day's file and leaves `latest` alone.
 """
@@ -26,7 +28,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,6 +37,7 @@ import duckdb
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from ..program import Program
+from ..tempfiles import remove_stale, temp_path
 from ..warehouse.connection import sql
 
 LATEST = "latest.jsonl"
@@ -95,6 +97,7 @@ def write_feed(con: duckdb.DuckDBPyConnection, day: dt.date, program: Program, o
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    leftovers = remove_stale(out)
     members, enrolled, unknown = con.execute(
         "SELECT count(*), count(*) FILTER (enrolled), "
         "list(DISTINCT tier) FILTER (tier IS NOT NULL AND tier NOT IN (SELECT name FROM tiers)) "
@@ -117,7 +120,8 @@ def write_feed(con: duckdb.DuckDBPyConnection, day: dt.date, program: Program, o
         "SELECT coalesce(tier, '(none)'), count(*) FROM snapshots WHERE snapshot_date = $day "
         "GROUP BY ALL ORDER BY ALL", {"day": day}).fetchall())
     stats = {"path": str(path), "rows": rows, "members": enrolled, "non_members": rows - enrolled,
-             "by_tier": by_tier, "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+             "by_tier": by_tier, "bytes": path.stat().st_size, "sha256": digest.hexdigest(),
+             "leftovers_removed": [p.name for p in leftovers]}
     newest = max(days_written(out))
     stats["latest_date"] = newest
     stats["latest_updated"] = day >= newest
@@ -158,8 +162,8 @@ def days_written(out_dir: Path) -> Iterator[dt.date]:
 
 def _promote(day_file: Path, out: Path, manifest: dict) -> None:
     """Make `day_file` the new latest.jsonl (atomically), then record which day it is."""
-    tmp = _temp_name(out / LATEST)
-    tmp.unlink(missing_ok=True)  # left over by a crash
+    tmp = temp_path(out / LATEST)
+    tmp.unlink()  # os.link wants a free name
     try:
         try:
             os.link(day_file, tmp)  # the day file is never modified in place, only replaced
@@ -178,10 +182,9 @@ def _promote(day_file: Path, out: Path, manifest: dict) -> None:
 @contextmanager
 def atomic_file(path: Path) -> Iterator[IO[bytes]]:
     """A binary file that appears at `path` complete, or not at all (temp file + fsync + rename)."""
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    tmp = Path(name)
+    tmp = temp_path(path)
     try:
-        with os.fdopen(fd, "wb", buffering=1 << 20) as fh:
+        with tmp.open("wb", buffering=1 << 20) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
@@ -191,10 +194,6 @@ def atomic_file(path: Path) -> Iterator[IO[bytes]]:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
-
-
-def _temp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
 def _fsync(path: Path) -> None:

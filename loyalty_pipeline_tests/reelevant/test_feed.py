@@ -5,6 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import signal
+import subprocess
+import sys
+import textwrap
 import threading
 from pathlib import Path
 
@@ -12,6 +16,7 @@ import pytest
 import yaml
 
 from loyalty_pipeline.program import load_program
+from loyalty_pipeline.reelevant.bench import make_snapshot, run_mode
 from loyalty_pipeline.reelevant.feed import (
     FeedError,
     LoyaltyProgrammeRecord,
@@ -244,3 +249,55 @@ def test_no_snapshot_and_unknown_tiers_fail_with_a_message(pipeline: Pipeline, t
     finally:
         con.close()
     assert not list((tmp_path / "out").iterdir())
+
+
+WRITER = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from loyalty_pipeline.reelevant.feed import atomic_file
+    with atomic_file(Path(sys.argv[1])) as fh:
+        fh.write(b'{"customer_id": "half a line')
+        fh.flush()
+        print("writing", flush=True)
+        time.sleep(120)
+""")
+
+
+def start_writer(target: Path) -> subprocess.Popen:
+    """A real process inside atomic_file, writing `target`, until it is killed."""
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(target)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "writing"
+    return proc
+
+
+def test_a_writer_killed_mid_write_leaves_a_temp_file_the_next_write_removes(pipeline: Pipeline):
+    out = pipeline.outbound / "reelevant"
+    out.mkdir(parents=True)
+    live = start_writer(out / "2026-03-09.jsonl")
+    live_temp = set(os.listdir(out))
+    killed = start_writer(out / f"{DAY}.jsonl")
+    try:
+        os.kill(killed.pid, signal.SIGKILL)
+        killed.wait(timeout=30)
+        [left] = set(os.listdir(out)) - live_temp
+        assert left.startswith(f".{DAY}.jsonl.") and left.endswith(".tmp") and len(live_temp) == 1
+
+        pipeline.write_accounts(DAY, [account("C1")])
+        result = pipeline.run(DAY)
+
+        # The killed writer's file is gone; a live writer's is never touched.
+        assert set(os.listdir(out)) == {f"{DAY}.jsonl", "latest.json", "latest.jsonl", *live_temp}
+        [feed] = [e.materialization for e in result.get_asset_materialization_events()
+                  if e.asset_key.to_user_string() == "reelevant_datasource"]
+        assert feed.metadata["leftovers_removed"].value == 1
+    finally:
+        live.kill()
+        live.wait(timeout=30)
+
+
+def test_the_bench_writes_under_a_folder_with_a_quote(tmp_path: Path):
+    root = tmp_path / "o'brien [1]"
+    root.mkdir()
+    make_snapshot(root / "bench.duckdb", 50)
+    result = run_mode("copy", root / "bench.duckdb", root)
+    assert result["rows"] == 50 and (root / "copy.jsonl").exists()

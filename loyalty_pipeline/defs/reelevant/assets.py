@@ -30,6 +30,8 @@ def reelevant_datasource(context: dg.AssetExecutionContext, program: ProgramReso
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
         preview = md_query(
             con, f"SELECT * FROM ({sql('reelevant_feed')}) ORDER BY customer_id LIMIT 5", feed_params(day, prog))
+    if stats["leftovers_removed"]:
+        context.log.info(f"removed temp files left by killed writers: {', '.join(stats['leftovers_removed'])}")
     if not stats["latest_updated"]:
         context.log.info(f"{day} is older than {stats['latest_date']}: latest.jsonl left as it was")
     return dg.MaterializeResult(
@@ -43,6 +45,7 @@ def reelevant_datasource(context: dg.AssetExecutionContext, program: ProgramReso
             "path": dg.MetadataValue.path(stats["path"]),
             "latest_updated": stats["latest_updated"],
             "latest_date": stats["latest_date"].isoformat(),
+            "leftovers_removed": len(stats["leftovers_removed"]),
             "preview": preview,
         },
         data_version=dg.DataVersion(stats["sha256"][:16]),

@@ -1,0 +1,85 @@
+"""Which process is this, and is that one still alive?
+
+A process is named by its pid, its host and its start time: after a crash or a reboot the pid alone
+may already belong to another program. On Linux the start time comes from /proc (clock ticks since
+boot, with the boot id, so it is exact); elsewhere only the pid is checked.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+_PROC = Path("/proc")
+
+
+@dataclass(frozen=True)
+class ProcessId:
+    pid: int
+    host: str
+    start: str  # "<boot id>:<start ticks>" on Linux, "" where unknown
+
+    @classmethod
+    def current(cls) -> ProcessId:
+        return cls(os.getpid(), socket.gethostname(), _start(os.getpid()) or "")
+
+    def is_local(self) -> bool:
+        return self.host == socket.gethostname()
+
+    def is_alive(self) -> bool:
+        """True while this very process runs (on this host); a zombie or a reused pid is gone."""
+        return is_alive(self.pid, self.start or None)
+
+
+def is_alive(pid: int, start: str | None = None) -> bool:
+    stat = _stat(pid)
+    if stat is None:
+        if _PROC.joinpath("self").exists():
+            return False  # /proc works and has no such pid
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    state, ticks = stat[0], stat[19]
+    if state in ("Z", "X"):  # exited, waiting to be reaped by its parent
+        return False
+    return start is None or start == f"{_boot_id()}:{ticks}"
+
+
+def started_at(pid: int) -> float | None:
+    """When `pid` started (epoch seconds, ±1 s), or None if it is gone or unknown."""
+    stat = _stat(pid)
+    if stat is None:
+        return None
+    try:
+        btime = next(int(line.split()[1]) for line in _PROC.joinpath("stat").read_text().splitlines()
+                     if line.startswith("btime "))
+    except (OSError, StopIteration, ValueError):
+        return None
+    return btime + int(stat[19]) / os.sysconf("SC_CLK_TCK")
+
+
+def _start(pid: int) -> str | None:
+    stat = _stat(pid)
+    return f"{_boot_id()}:{stat[19]}" if stat else None
+
+
+def _stat(pid: int) -> list[str] | None:
+    """Fields of /proc/<pid>/stat after the command name (state first), or None."""
+    try:
+        text = _PROC.joinpath(str(pid), "stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2:].split()
+
+
+def _boot_id() -> str:
+    try:
+        return _PROC.joinpath("sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
