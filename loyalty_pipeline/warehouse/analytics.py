@@ -6,15 +6,22 @@ analysts never open the pipeline's file: each step publishes its day to
 `<warehouse dir>/analytics.duckdb` holds only views over those globs. Views resolve their globs at
 query time, so a new day shows up without touching the catalog; the catalog itself is rebuilt in
 a temp file and renamed over the old one, which never disturbs an analyst holding it open.
+
+Paths are data: they are bound as parameters where DuckDB allows it and quoted (and, in the views'
+globs, escaped) where it does not, so a folder named `o'brien` or `data[1]` works as any other.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import glob
 import os
 from pathlib import Path
 
 import duckdb
+
+from ..tempfiles import remove_stale, temp_path
+from .connection import sql_literal
 
 CATALOG_NAME = "analytics.duckdb"
 
@@ -37,11 +44,7 @@ def publish_day(con: duckdb.DuckDBPyConnection, warehouse: Path, table: str, day
     target = folder / f"{day.isoformat()}.parquet"
     if built_at is not None and target.exists() and target.stat().st_mtime >= built_at:
         return target
-    tmp = folder / f".{day.isoformat()}.parquet.tmp"
-    con.execute(
-        f"COPY (SELECT * FROM {table} WHERE snapshot_date = $day) TO '{tmp}' (FORMAT parquet)", {"day": day}
-    )
-    os.replace(tmp, target)
+    _copy(con, f"SELECT * FROM {table} WHERE snapshot_date = $day", {"day": day}, target)
     refresh_catalog(warehouse)
     return target
 
@@ -50,26 +53,59 @@ def publish_current(con: duckdb.DuckDBPyConnection, warehouse: Path, table: str)
     """Write a whole non-partitioned state table (e.g. delivery_state) as `<table>/current.parquet`."""
     folder = parquet_root(warehouse) / table
     folder.mkdir(parents=True, exist_ok=True)
-    target, tmp = folder / "current.parquet", folder / f".current.parquet.{os.getpid()}.tmp"
-    con.execute(f"COPY (SELECT * FROM {table}) TO '{tmp}' (FORMAT parquet)")
-    os.replace(tmp, target)
+    target = folder / "current.parquet"
+    _copy(con, f"SELECT * FROM {table}", {}, target)
     refresh_catalog(warehouse)
     return target
 
 
+def _copy(con: duckdb.DuckDBPyConnection, query: str, params: dict, target: Path) -> None:
+    """`query`'s rows as Parquet at `target`, appearing complete or not at all."""
+    remove_stale(target.parent)
+    tmp = temp_path(target)
+    try:
+        con.execute(f"COPY ({query}) TO $path (FORMAT parquet)", {**params, "path": str(tmp)})
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def refresh_catalog(warehouse: Path) -> Path:
-    """(Re)build analytics.duckdb with one view per published table."""
+    """(Re)build analytics.duckdb with one view per published table.
+
+    Whatever an analyst left behind cannot break it: the catalog is built in a fresh temp file, and
+    the WAL of a read-write session killed on the old catalog (which DuckDB would replay into the new
+    file and refuse: "WAL does not match database file") is removed before the new file takes its
+    place. The catalog holds nothing but these views, so no analyst's work is lost that was not
+    already lost with their session.
+    """
     root = parquet_root(warehouse)
     tables = sorted(p.name for p in root.iterdir() if p.is_dir() and any(p.glob("*.parquet"))) if root.exists() else []
     target = catalog_path(warehouse)
-    tmp = target.with_name(f".{CATALOG_NAME}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
-    con = duckdb.connect(str(tmp))
+    remove_stale(target.parent)
+    tmp = temp_path(target)
+    tmp.unlink()  # DuckDB creates the database file itself
+    _wal(tmp).unlink(missing_ok=True)
     try:
-        for table in tables:
-            pattern = str(root / table / "*.parquet").replace("'", "''")
-            con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{pattern}', union_by_name = true)")
-    finally:
-        con.close()
-    os.replace(tmp, target)
+        con = duckdb.connect(str(tmp))
+        try:
+            for table in tables:
+                # Views cannot take parameters: the folder is quoted and its glob characters escaped.
+                pattern = glob.escape(str(root / table)) + "/*.parquet"
+                con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({sql_literal(pattern)}, "
+                            "union_by_name = true)")
+        finally:
+            con.close()  # checkpoints: everything is in the file, no WAL is left
+        _wal(tmp).unlink(missing_ok=True)
+        _wal(target).unlink(missing_ok=True)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        _wal(tmp).unlink(missing_ok=True)
+        raise
     return target
+
+
+def _wal(database: Path) -> Path:
+    return database.with_name(database.name + ".wal")

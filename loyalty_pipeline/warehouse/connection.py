@@ -82,6 +82,11 @@ def replace_day(con: duckdb.DuckDBPyConnection, table: str, day: dt.date, select
     return count_day(con, table, day)
 
 
+def sql_literal(value: str) -> str:
+    """`value` as a SQL string literal, for the few statements DuckDB cannot prepare (CREATE VIEW)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
 def bind(statement: str, params: dict) -> dict:
     """The subset of `params` that `statement` uses (DuckDB rejects unused named parameters)."""
     return {k: v for k, v in params.items() if re.search(rf"\${k}\b", statement)}
