@@ -64,11 +64,17 @@ def connect(path: str | Path, *, read_only: bool = False, lock_timeout_s: float 
 
 @contextmanager
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """BEGIN … COMMIT, or ROLLBACK on any error. The error that stopped the block is the one raised:
+    a ROLLBACK that fails too (DuckDB may already have ended the transaction, e.g. on a full disk)
+    is only noted on it, never raised over it."""
     con.execute("BEGIN TRANSACTION")
     try:
         yield con
-    except BaseException:
-        con.execute("ROLLBACK")
+    except BaseException as exc:
+        try:
+            con.execute("ROLLBACK")
+        except duckdb.Error as rollback_error:
+            exc.add_note(f"(the rollback failed too: {rollback_error})")
         raise
     con.execute("COMMIT")
 
