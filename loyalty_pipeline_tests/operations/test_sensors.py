@@ -91,6 +91,17 @@ def test_late_out_of_order_and_rewritten_exports(tmp_path: Path, instance: dg.Da
     assert runs == [(day(5), "new"), (day(6), "new")]
 
 
+def test_only_folders_named_as_the_ingest_reads_them_are_days(tmp_path: Path, instance: dg.DagsterInstance):
+    """`20261106` parses as a date in Python, but the ingest reads `2026-11-06/`: such a folder is no day
+    (it used to launch a run that failed "no export")."""
+    pipe = Pipeline(tmp_path, today=TODAY)
+    land(pipe, day(0), [account("C1")])
+    for name in (day(1).replace("-", ""), f"{day(2)}T00:00", f" {day(3)}", "2026-W10-3"):
+        land(pipe, name, [account("C1")])
+    runs, _, cursor = tick(pipe, instance, None)
+    assert runs == [(day(0), "new")] and sorted(json.loads(cursor)) == [day(0)]
+
+
 def test_an_activities_file_is_part_of_the_day(tmp_path: Path, instance: dg.DagsterInstance):
     pipe = Pipeline(tmp_path, today=TODAY)
     land(pipe, day(0), [account("C1")])

@@ -21,7 +21,7 @@ from pathlib import Path
 import dagster as dg
 import httpx
 
-from ...sources.files import FORMATS, sha256
+from ...sources.files import FORMATS, day_dir, sha256
 from ..resources import ProgramResource
 from .schedules import SERIAL_TAG, TRIGGER_TAG
 
@@ -47,13 +47,22 @@ class DayFiles:
         return hashlib.sha256("".join(f"{p.name}:{sha256(p)}\n" for p in self.files).encode()).hexdigest()
 
 
+def folder_day(folder: Path) -> dt.date | None:
+    """The business date of an exports folder: only the exact name the ingest reads (`day_dir`,
+    YYYY-MM-DD). Python also parses `20261106` as a date, a folder the ingest never looks in."""
+    try:
+        day = dt.date.fromisoformat(folder.name)
+    except ValueError:
+        return None
+    return day if day_dir(folder.parent, day) == folder else None
+
+
 def export_days(exports_dir: Path, accounts_stem: str, activities_stem: str) -> list[DayFiles]:
     """Days with at least one accounts file, in date order (other directories are ignored)."""
     days = []
     for folder in sorted(exports_dir.iterdir()) if exports_dir.is_dir() else []:
-        try:
-            day = dt.date.fromisoformat(folder.name)
-        except ValueError:
+        day = folder_day(folder)
+        if day is None:
             continue
         accounts = [folder / f"{accounts_stem}{ext}" for ext in FORMATS if (folder / f"{accounts_stem}{ext}").is_file()]
         if accounts:
