@@ -35,7 +35,7 @@ def default_resources() -> dict:
         ),
         "warehouse": WarehouseResource(path=str(settings.warehouse_path())),
         "outbound": OutboundResource(dir=str(settings.outbound_dir())),
-        "shopimind": ShopiMindResource.from_env(),  # key and URL via EnvVar when set
+        "shopimind": ShopiMindResource.from_env(),  # key and URL read from the environment at run time
     }
 
 

@@ -31,11 +31,14 @@ class ShopiMindConfigError(ValueError):
 
 
 class ShopiMindResource(dg.ConfigurableResource):
-    """ShopiMind API v1. Build it with `from_env()`: the key then comes from SHOPIMIND_API_KEY through
-    `dg.EnvVar`, so the UI and the run storage only ever see the variable's name."""
+    """ShopiMind API v1. The key and the URL are read from SHOPIMIND_API_KEY and SHOPIMIND_BASE_URL when
+    the run uses them, unless given here: they are never part of the run config, so setting any other
+    field in the launchpad keeps them, and the run storage and the UI never hold the key."""
 
-    api_key: str | None = Field(default=None, repr=False, description=f"API key; set it via {KEY_ENV}")
-    base_url: str = Field(default=DEFAULT_BASE_URL, description=f"API root without /v1; via {URL_ENV}")
+    api_key: str | None = Field(default=None, repr=False,
+                                description=f"API key; leave unset: it is read from {KEY_ENV}")
+    base_url: str | None = Field(default=None, description=f"API root without /v1; default: {URL_ENV}, "
+                                                          f"else {DEFAULT_BASE_URL}")
     batch_size: int = Field(default=20, ge=1, le=50, description="records per save call (API: 20, maybe 50)")
     concurrency: int = Field(default=8, ge=1, le=64, description="requests in flight")
     requests_per_second: float = Field(default=100.0, ge=0, description="client-side rate limit; 0 = none")
@@ -50,24 +53,23 @@ class ShopiMindResource(dg.ConfigurableResource):
 
     @classmethod
     def from_env(cls, **overrides) -> ShopiMindResource:
-        """Key and URL from the environment via EnvVar, if set (an unset EnvVar would fail every run's
-        config, ingest included: without a key only the ShopiMind assets must fail)."""
-        values: dict = {}
-        if os.environ.get(KEY_ENV):
-            values["api_key"] = dg.EnvVar(KEY_ENV)
-        if os.environ.get(URL_ENV):
-            values["base_url"] = dg.EnvVar(URL_ENV)
-        return cls(**{**values, **overrides})
+        """The deployed resource: key and URL from the environment (read at run time, see the class)."""
+        return cls(**overrides)
 
     def __repr__(self) -> str:
-        return f"ShopiMindResource(base_url={self.destination!r}, api_key={'***' if self.api_key else None})"
+        return f"ShopiMindResource(base_url={self.destination!r}, api_key={'***' if self.key else None})"
 
     __str__ = __repr__
 
     @property
+    def key(self) -> str | None:
+        """The API key: the one given, else SHOPIMIND_API_KEY."""
+        return self.api_key or os.environ.get(KEY_ENV) or None
+
+    @property
     def destination(self) -> str:
         """The normalised API root: what delivery state is keyed by (a shop's "sent" is not another's)."""
-        url = self.base_url.strip().rstrip("/")
+        url = (self.base_url or os.environ.get(URL_ENV) or DEFAULT_BASE_URL).strip().rstrip("/")
         return url[: -len("/v1")] if url.endswith("/v1") else url
 
     def settings(self, program_carry_days: int) -> DeliverySettings:
@@ -77,9 +79,9 @@ class ShopiMindResource(dg.ConfigurableResource):
 
     def check(self) -> None:
         """Fail early and clearly on a missing or malformed key, or a key about to travel in clear text."""
-        if not self.api_key:
+        if not self.key:
             raise ShopiMindConfigError(MISSING_KEY)
-        if not _KEY_PATTERN.match(self.api_key):
+        if not _KEY_PATTERN.match(self.key):
             raise ShopiMindConfigError(f"{KEY_ENV} does not look like a ShopiMind API key (20 to 64 letters, "
                                        "digits or dashes); check the value, it is not shown here")
         parts = urlsplit(self.destination)
@@ -92,7 +94,7 @@ class ShopiMindResource(dg.ConfigurableResource):
     def client(self) -> ShopiMindClient:
         self.check()
         return ShopiMindClient(
-            self.destination, self.api_key, timeout_s=self.timeout_s, connect_timeout_s=self.connect_timeout_s,
+            self.destination, self.key, timeout_s=self.timeout_s, connect_timeout_s=self.connect_timeout_s,
             max_retries=self.max_retries, backoff_base_s=self.backoff_base_s, backoff_max_s=self.backoff_max_s,
             requests_per_second=self.requests_per_second, concurrency=self.concurrency,
             deadline_s=self.deadline_s)
