@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
+import signal
 import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from . import settings
@@ -21,7 +28,12 @@ def days_between(start: dt.date, end: dt.date) -> list[dt.date]:
 def run_days(start: dt.date, end: dt.date, *, job_name: str = "daily_job", run_config: dict | None = None,
              tags: dict[str, str] | None = None) -> bool:
     """Run the daily job for each business date in order, in this process, on the project's instance
-    (so the runs show in the UI). Stops at the first failed day: later days' deltas depend on it."""
+    (so the runs show in the UI). Stops at the first failed day: later days' deltas depend on it.
+
+    Before each day, and every second while it runs, runs whose process is gone are failed and their
+    pool slots freed (dead_runs.py); while the day waits for the `duckdb` slot it says who holds it.
+    SIGTERM or Ctrl-C stops the run at once, waiting or working: it is marked canceled and its slot freed.
+    """
     from .definitions import defs
     from .instance import get_instance
 
@@ -29,21 +41,98 @@ def run_days(start: dt.date, end: dt.date, *, job_name: str = "daily_job", run_c
     instance = get_instance()
     # The shell shows one line per day; the full event log is in the UI (same instance).
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-    for day in days_between(start, end):
-        result = job.execute_in_process(
-            partition_key=day.isoformat(), instance=instance, run_config={**quiet, **(run_config or {})},
-            raise_on_error=False, tags=tags,
-        )
-        print(f"{day}  {'ok' if result.success else 'FAILED'}  run {result.run_id[:8]}", flush=True)
-        if not result.success:
-            for event in result.all_events:
-                if event.is_step_failure and event.step_failure_data.error:
-                    print(f"    {event.step_key}: {event.step_failure_data.error.message.strip()}")
-            for check in result.get_asset_check_evaluations():  # a blocking check says why in its description
-                if not check.passed:
-                    print(f"    check {check.check_name}: {check.description or 'failed'}")
-            return False
+    with _signals_to_flag() as stop:
+        for day in days_between(start, end):
+            if stop:  # a signal between two days
+                print(f"stopped by {signal.Signals(stop[0]).name} before {day}", flush=True)
+                sys.exit(128 + stop[0])
+            result = _run_day(job, instance, day, {**quiet, **(run_config or {})}, tags or {}, stop)
+            print(f"{day}  {'ok' if result.success else 'FAILED'}  run {result.run_id[:8]}", flush=True)
+            if not result.success:
+                for event in result.all_events:
+                    if event.is_step_failure and event.step_failure_data.error:
+                        print(f"    {event.step_key}: {event.step_failure_data.error.message.strip()}")
+                for check in result.get_asset_check_evaluations():  # a blocking check says why in its description
+                    if not check.passed:
+                        print(f"    check {check.check_name}: {check.description or 'failed'}")
+                return False
     return True
+
+
+WATCH_INTERVAL_S = 1.0
+
+
+def _run_day(job, instance, day: dt.date, run_config: dict, tags: dict[str, str], stop: list[int]):
+    """One day's run in a worker thread; this (main) thread reaps dead runs, says what the run waits
+    for, and stops it on a signal (Dagster would only note the signal while the run waits)."""
+    from .dead_runs import process_tags, reap, waiting_for
+
+    for line in reap(instance, by="loyalty-pipeline run"):
+        print(line, flush=True)
+    run_id, outcome = str(uuid.uuid4()), {}  # known before the run starts: the watcher needs it
+
+    def execute() -> None:
+        try:
+            outcome["result"] = job.execute_in_process(
+                partition_key=day.isoformat(), instance=instance, run_config=run_config, raise_on_error=False,
+                tags={**tags, **process_tags()}, run_id=run_id)
+        except BaseException as exc:  # handed to the main thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=execute, name=f"run {day}", daemon=True)
+    worker.start()
+    said, next_watch = None, time.monotonic() + WATCH_INTERVAL_S
+    while worker.is_alive():
+        worker.join(timeout=0.2)
+        if stop:
+            _stop(instance, run_id, day, stop[0])
+        if worker.is_alive() and time.monotonic() >= next_watch:
+            next_watch = time.monotonic() + WATCH_INTERVAL_S
+            for line in reap(instance, by="loyalty-pipeline run"):
+                print(line, flush=True)
+            holders = waiting_for(instance, run_id)
+            if holders and holders != said:
+                print(f"{day}  waiting for the duckdb pool slot, held by {', '.join(holders)}", flush=True)
+            said = holders
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
+
+
+def _stop(instance, run_id: str, day: dt.date, signum: int) -> None:
+    """Mark the run canceled, free what it holds or waits for, say so, and end this process now (the
+    worker thread cannot be interrupted; like a kill, an open DuckDB transaction is rolled back)."""
+    from .dead_runs import held_by
+
+    name = signal.Signals(signum).name
+    run = instance.get_run_by_id(run_id)
+    if run is not None and not run.is_finished:
+        pools = held_by(instance, run_id)
+        instance.report_run_canceled(run, f"Stopped by {name} from the shell (pid {os.getpid()}): canceled"
+                                          + (f"; its {' and '.join(pools)} slot freed." if pools else "."))
+        instance.event_log_storage.free_concurrency_slots_for_run(run_id)
+        print(f"{day}  stopped by {name}  run {run_id[:8]}: marked canceled"
+              + (f", its {' and '.join(pools)} slot freed" if pools else ""), flush=True)
+    else:
+        print(f"{day}  stopped by {name}", flush=True)
+    sys.stderr.flush()
+    os._exit(128 + signum)
+
+
+@contextmanager
+def _signals_to_flag() -> Iterator[list[int]]:
+    """SIGTERM and SIGINT append to the yielded list instead of raising anywhere in this thread."""
+    stop: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = {sig: signal.signal(sig, lambda signum, _frame: stop.append(signum))
+                for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _tag(value: str) -> tuple[str, str]:

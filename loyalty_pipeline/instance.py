@@ -22,6 +22,16 @@ concurrency:
     tag_concurrency_limits:
       - key: loyalty/serial
         limit: 1
+# A dead run must not keep its slot. The daemon's run monitoring fails runs stuck starting or canceling
+# and frees the slots of finished runs; a run worker killed while the code server lives is failed by the
+# code server. Dagster 1.13's DefaultRunLauncher has no worker health check, so a run whose process is
+# gone (code server gone too: a reboot) is failed by our dead_run_reaper sensor and by every CLI run.
+run_monitoring:
+  enabled: true
+  poll_interval_seconds: 30
+  start_timeout_seconds: 180
+  cancel_timeout_seconds: 180
+  free_slots_after_run_end_seconds: 30
 telemetry:
   enabled: false
 """

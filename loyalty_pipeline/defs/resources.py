@@ -11,6 +11,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from ..dead_runs import announce
 from ..program import Program, load_program
 from ..warehouse.analytics import publish_current, publish_day
 from ..warehouse.connection import connect
@@ -42,6 +43,13 @@ class WarehouseResource(dg.ConfigurableResource):
     """The DuckDB file. Only assets in the `duckdb` pool open it, so there is one writer at a time."""
 
     path: str
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # The run holding the warehouse's pool slot says which process it is, so that if that process
+        # dies the slot is freed (dead_runs.py); for daemon and UI runs this is the first
+        # code that runs in the run worker.
+        if context.instance is not None and context.dagster_run is not None:
+            announce(context.instance, context.dagster_run)
 
     @contextmanager
     def connect(self, program: Program | None = None, *, read_only: bool = False

@@ -1,4 +1,5 @@
-"""Operations: the daily schedule, the export-arrival and run-failure sensors, volume and freshness checks.
+"""Operations: the daily schedule, the export-arrival, run-failure and dead-run sensors, volume and freshness
+checks.
 
 `build(assets, daily_job_name)` returns what definitions.py registers; the freshness check covers every
 daily-partitioned asset of the code location, whichever domain defines it.
@@ -12,7 +13,7 @@ from ..partitions import daily_partitions
 from . import checks
 from .checks import build_freshness_check
 from .schedules import build_schedules
-from .sensors import build_export_sensor, run_failure_notifier
+from .sensors import build_export_sensor, dead_run_reaper, run_failure_notifier
 
 FRESHNESS_JOB = "freshness_job"
 
@@ -38,6 +39,6 @@ def build(assets: list, daily_job_name: str = "daily_job") -> Operations:
         asset_checks=[*dg.load_asset_checks_from_modules([checks]), freshness],
         jobs=[freshness_job],
         schedules=build_schedules(daily_job_name, FRESHNESS_JOB),
-        sensors=[build_export_sensor(daily_job_name), run_failure_notifier],
+        sensors=[build_export_sensor(daily_job_name), run_failure_notifier, dead_run_reaper],
         freshness_check=freshness,
     )

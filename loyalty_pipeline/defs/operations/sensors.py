@@ -1,4 +1,4 @@
-"""The export-arrival sensor and the run-failure sensor.
+"""The export-arrival sensor, the run-failure sensor and the dead-run reaper.
 
 Export arrival: each tick lists `<exports_dir>/<YYYY-MM-DD>/`, compares each day's files with the
 cursor by size and mtime (sha256 only when those change), and asks for runs in date order:
@@ -21,6 +21,7 @@ from pathlib import Path
 import dagster as dg
 import httpx
 
+from ...dead_runs import reap
 from ...sources.files import FORMATS, day_dir, sha256
 from ..resources import ProgramResource
 from .schedules import SERIAL_TAG, TRIGGER_TAG
@@ -200,3 +201,20 @@ def run_failure_notifier(context: dg.RunFailureSensorContext, program: ProgramRe
         except httpx.HTTPError as exc:
             # The URL may embed a secret token (Slack, Teams): never log it.
             context.log.warning(f"failure webhook did not accept the report: {type(exc).__name__}")
+
+
+# -- dead runs ---------------------------------------------------------------------------------------------
+
+
+@dg.sensor(
+    name="dead_run_reaper",
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Marks failed the runs whose process is gone from this machine (kill -9, out of memory, a reboot) "
+                "and frees their duckdb pool slots, so that they never block a later run (dead_runs.py).",
+)
+def dead_run_reaper(context: dg.SensorEvaluationContext):
+    lines = reap(context.instance, by="the dead_run_reaper sensor")
+    for line in lines:
+        context.log.warning(line)
+    return dg.SkipReason("\n".join(lines) or "no run whose process is gone")

@@ -1,0 +1,204 @@
+"""A dead run never blocks the next one (DESIGN invariant 13, issue 13.1).
+
+Real `loyalty-pipeline run` processes on one instance: one is frozen (SIGSTOP) while it holds the
+`duckdb` pool slot, then killed or left to block another; the reaper sensor on an instance where a
+run's process is gone.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from loyalty_pipeline.dead_runs import PID_TAG, process_tags, reap, run_process
+from loyalty_pipeline.defs.shopimind.resources import KEY_ENV, URL_ENV
+from loyalty_pipeline.instance import DAGSTER_YAML
+from loyalty_pipeline.processes import ProcessId
+from loyalty_pipeline.settings import PROJECT_ROOT
+from loyalty_pipeline.shopimind.emulator import Emulator
+from loyalty_pipeline.warehouse.connection import WAREHOUSE_POOL
+from loyalty_pipeline_tests.harness import Pipeline, account
+
+D1, TODAY = "2026-03-01", "2026-03-02"
+
+
+class Cli:
+    """`loyalty-pipeline run` for one day in its own process, its output collected as it comes."""
+
+    def __init__(self, root: Path, emulator: Emulator, day: str = D1):
+        env = {**os.environ, "DAGSTER_HOME": str(root / "dagster_home"),
+               "LOYALTY_WAREHOUSE": str(root / "warehouse" / "loyalty.duckdb"),
+               "LOYALTY_EXPORTS_DIR": str(root / "exports"), "LOYALTY_OUTBOUND_DIR": str(root / "outbound"),
+               "LOYALTY_TODAY": TODAY, KEY_ENV: emulator.api_key, URL_ENV: emulator.base_url}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "loyalty_pipeline.cli", "run", "--start", day, "--end", day],
+            cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.pid, self.lines = self.proc.pid, []
+        self._reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True)
+        self._reader.start()
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(self, text: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.output:
+            assert self.proc.poll() is None, f"ended without saying {text!r}:\n{self.output}"
+            assert time.monotonic() < deadline, f"never said {text!r}:\n{self.output}"
+            time.sleep(0.05)
+
+    def finish(self, timeout: float) -> int:
+        code = self.proc.wait(timeout=timeout)
+        self._reader.join(timeout=10)
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.pid, signal.SIGKILL)
+        self.finish(timeout=30)
+
+
+@pytest.fixture
+def setup(tmp_path: Path):
+    """The exports, an emulator, and the instance the CLI processes share (created first: two processes
+    creating one sqlite instance at once can collide)."""
+    pipe = Pipeline(tmp_path)  # only to write the export
+    pipe.write_accounts(D1, [account(f"M{i:03}") for i in range(50)])
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(DAGSTER_YAML)
+    with Emulator() as emulator, dg.DagsterInstance.from_config(str(home)) as instance:
+        yield tmp_path, emulator, instance
+
+
+def claimed(instance: dg.DagsterInstance) -> list[str]:
+    return [s.run_id for s in instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL).claimed_slots
+            if s.run_id]
+
+
+def freeze_holding_the_slot(instance: dg.DagsterInstance, cli: Cli) -> str:
+    """SIGSTOP `cli` at a moment it holds the duckdb slot; its run id."""
+    deadline = time.monotonic() + 120
+    while True:
+        assert cli.proc.poll() is None, f"the run ended before it held the slot:\n{cli.output}"
+        assert time.monotonic() < deadline, "the run never held the slot"
+        if claimed(instance):
+            os.kill(cli.pid, signal.SIGSTOP)
+            holders = claimed(instance)  # frozen: this cannot change any more
+            if holders:
+                [run_id] = holders
+                return run_id
+            os.kill(cli.pid, signal.SIGCONT)  # stopped between two steps
+        time.sleep(0.01)
+
+
+def test_a_run_killed_while_holding_the_slot_blocks_no_later_run(setup):
+    root, emulator, instance = setup
+    first = Cli(root, emulator)
+    try:
+        dead_run = freeze_holding_the_slot(instance, first)
+    finally:
+        first.kill()
+    assert claimed(instance) == [dead_run]  # what used to freeze every later run
+
+    second = Cli(root, emulator)
+    try:
+        assert second.finish(timeout=120) == 0, second.output
+    finally:
+        second.kill()
+    assert f"run {dead_run[:8]} ({D1}) died (pid {first.pid} is gone): marked failed, its duckdb slot freed\n" \
+        in second.output
+    assert f"{D1}  ok" in second.output
+    run = instance.get_run_by_id(dead_run)
+    assert run.status == dg.DagsterRunStatus.FAILURE
+    [failure] = instance.all_logs(dead_run, of_type=dg.DagsterEventType.RUN_FAILURE)
+    assert f"The process of this run is gone (pid {first.pid}" in failure.dagster_event.message  # shown in the UI
+    assert claimed(instance) == []
+
+
+def test_a_run_waiting_for_the_slot_says_for_which_run_and_stops_on_sigterm(setup):
+    root, emulator, instance = setup
+    holder = Cli(root, emulator)
+    waiter = None
+    try:
+        holding = freeze_holding_the_slot(instance, holder)
+        waiter = Cli(root, emulator)
+        waiter.wait_for(f"{D1}  waiting for the duckdb pool slot, held by run {holding[:8]} ({D1}, pid {holder.pid})")
+        [waiting] = [r.run_id for r in instance.get_runs() if r.tags.get(PID_TAG) == str(waiter.pid)]
+
+        started = time.monotonic()
+        waiter.proc.send_signal(signal.SIGTERM)
+        assert waiter.finish(timeout=15) == 128 + signal.SIGTERM
+        assert time.monotonic() - started < 5
+        assert f"{D1}  stopped by SIGTERM  run {waiting[:8]}: marked canceled" in waiter.output
+        assert instance.get_run_by_id(waiting).status == dg.DagsterRunStatus.CANCELED
+        info = instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL)
+        assert not [step for step in info.pending_steps if step.run_id == waiting]  # no longer queued
+
+        # Ctrl-C of a working run: it stops at once and frees the slot it holds.
+        os.kill(holder.pid, signal.SIGCONT)
+        holder.proc.send_signal(signal.SIGINT)
+        assert holder.finish(timeout=15) == 128 + signal.SIGINT
+        assert f"{D1}  stopped by SIGINT  run {holding[:8]}: marked canceled" in holder.output
+        assert instance.get_run_by_id(holding).status == dg.DagsterRunStatus.CANCELED
+        assert claimed(instance) == []
+    finally:
+        holder.kill()
+        if waiter:
+            waiter.kill()
+
+
+def finished_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_the_reaper_sensor_fails_daemon_runs_whose_process_is_gone(instance: dg.DagsterInstance):
+    """What the daemon does: runs whose worker is gone (a dead pid, or a live pid that is another
+    process now) are failed and their slots freed; a live run and a run on another host are not."""
+    from loyalty_pipeline.definitions import defs
+
+    me = ProcessId.current()
+    runs = {
+        "dead": process_tags(ProcessId(finished_pid(), me.host, "")),
+        "reused_pid": process_tags(ProcessId(me.pid, me.host, "another-boot:1")),
+        "alive": process_tags(me),
+        "elsewhere": process_tags(ProcessId(finished_pid(), "another-host", "")),
+    }
+    storage = instance.event_log_storage
+    storage.set_concurrency_slots(WAREHOUSE_POOL, 4)
+    for name, tags in runs.items():
+        instance.add_run(dg.DagsterRun(job_name="daily_job", run_id=f"{name}-run", status=dg.DagsterRunStatus.STARTED,
+                                       tags={**tags, "dagster/partition": D1}))
+        assert storage.claim_concurrency_slot(WAREHOUSE_POOL, f"{name}-run", "loyalty_export").is_claimed
+
+    sensor = defs.resolve_sensor_def("dead_run_reaper")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    skip = sensor.evaluate_tick(dg.build_sensor_context(instance=instance)).skip_message
+
+    assert sorted(skip.splitlines()) == [
+        f"run dead-run ({D1}) died (pid {runs['dead'][PID_TAG]} is gone): marked failed, its duckdb slot freed",
+        f"run reused_p ({D1}) died (pid {me.pid} is gone): marked failed, its duckdb slot freed"]
+    status = {r.run_id: r.status for r in instance.get_runs()}
+    assert status == {"dead-run": dg.DagsterRunStatus.FAILURE, "reused_pid-run": dg.DagsterRunStatus.FAILURE,
+                      "alive-run": dg.DagsterRunStatus.STARTED, "elsewhere-run": dg.DagsterRunStatus.STARTED}
+    assert sorted(claimed(instance)) == ["alive-run", "elsewhere-run"]
+    assert reap(instance, by="test") == []  # nothing left to do
+
+
+def test_a_run_worker_says_which_process_executes_it(pipeline: Pipeline):
+    """Daemon and UI runs are tagged by the run worker itself (the warehouse resource), so the reaper
+    can judge them too."""
+    pipeline.write_accounts(D1, [account("M1")])
+    result = pipeline.run(D1)
+    assert run_process(pipeline.instance.get_run_by_id(result.run_id)) == ProcessId.current()
