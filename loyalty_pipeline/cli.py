@@ -142,7 +142,29 @@ def _tag(value: str) -> tuple[str, str]:
     return key, val
 
 
+def runnable_days_error(start: dt.date, end: dt.date) -> str | None:
+    """Why START..END cannot run (one line), or None. The days are the daily partitions: from
+    partitions_start to the last complete day in the program's time zone."""
+    from .defs.partitions import daily_partitions
+
+    first = dt.date.fromisoformat(daily_partitions.get_first_partition_key())
+    last_key = daily_partitions.get_last_partition_key()
+    last = dt.date.fromisoformat(last_key) if last_key else None
+    if start > end:
+        return f"--start {start} is after --end {end}"
+    for day in (start, end):
+        if last is None or not first <= day <= last:
+            days = f"{first} … {last}" if last else f"none yet (the first is {first})"
+            return (f"cannot run {day}: the days that can run are {days} "
+                    f"(partitions_start … yesterday in {daily_partitions.timezone})")
+    return None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    error = runnable_days_error(args.start, args.end)
+    if error:
+        print(f"loyalty-pipeline run: {error}", file=sys.stderr)
+        return 2
     return 0 if run_days(args.start, args.end, tags=dict(args.tag) or None) else 1
 
 
