@@ -49,12 +49,7 @@ def run_days(start: dt.date, end: dt.date, *, job_name: str = "daily_job", run_c
             result = _run_day(job, instance, day, {**quiet, **(run_config or {})}, tags or {}, stop)
             print(f"{day}  {'ok' if result.success else 'FAILED'}  run {result.run_id[:8]}", flush=True)
             if not result.success:
-                for event in result.all_events:
-                    if event.is_step_failure and event.step_failure_data.error:
-                        print(f"    {event.step_key}: {event.step_failure_data.error.message.strip()}")
-                for check in result.get_asset_check_evaluations():  # a blocking check says why in its description
-                    if not check.passed:
-                        print(f"    check {check.check_name}: {check.description or 'failed'}")
+                _print_failure(result)
                 return False
     return True
 
@@ -133,6 +128,24 @@ def _signals_to_flag() -> Iterator[list[int]]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _print_failure(result) -> None:
+    """Why the day failed: each failed step's error and its causes (or the run's), and failed checks."""
+    from .failures import error_messages
+
+    failures = [(e.step_key, e.step_failure_data.error) for e in result.all_events
+                if e.is_step_failure and e.step_failure_data.error]
+    if not failures:
+        failures = [("run", e.event_specific_data.error) for e in result.all_events
+                    if e.is_run_failure and getattr(e.event_specific_data, "error", None)]
+    for step, error in failures:
+        for i, message in enumerate(error_messages(error)):
+            lead = f"    {step}: " if i == 0 else "      caused by "
+            print(lead + message.replace("\n", "\n" + " " * len(lead)))
+    for check in result.get_asset_check_evaluations():  # a blocking check says why in its description
+        if not check.passed:
+            print(f"    check {check.check_name}: {check.description or 'failed'}")
 
 
 def _tag(value: str) -> tuple[str, str]:

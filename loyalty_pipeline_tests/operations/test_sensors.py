@@ -170,3 +170,18 @@ def test_an_unreachable_webhook_does_not_break_the_sensor(tmp_path: Path, instan
     pipe.instance = instance
     result = pipe.run(day(4), expect_success=False)
     pipe.defs.resolve_sensor_def("run_failure_notifier")(failure_context(pipe, instance, result))
+
+
+def test_the_failure_report_gives_the_cause_of_an_error_that_is_no_dg_failure(tmp_path: Path,
+                                                                              instance: dg.DagsterInstance):
+    """Dagster wraps such an error as 'Error occurred while executing op …'; the report reads past it."""
+    from loyalty_pipeline.defs.operations.sensors import failure_report
+
+    pipe = Pipeline(tmp_path)
+    pipe.outbound.write_text("a file where the outbound folder should be")
+    pipe.instance = instance
+    pipe.write_accounts(day(0), [account("C1")])
+    result = pipe.run(day(0), expect_success=False)
+    [step] = failure_report(failure_context(pipe, instance, result))["failed_steps"]
+    assert step == {"step": "reelevant_datasource",
+                    "error": f"NotADirectoryError: [Errno 20] Not a directory: '{pipe.outbound / 'reelevant'}'"}

@@ -22,6 +22,7 @@ import dagster as dg
 import httpx
 
 from ...dead_runs import reap
+from ...failures import error_messages
 from ...sources.files import FORMATS, day_dir, sha256
 from ..resources import ProgramResource
 from .schedules import SERIAL_TAG, TRIGGER_TAG
@@ -165,8 +166,7 @@ WEBHOOK_ENV = "LOYALTY_FAILURE_WEBHOOK_URL"
 
 def failure_report(context: dg.RunFailureSensorContext) -> dict:
     run = context.dagster_run
-    steps = [{"step": e.step_key, "error": (e.step_failure_data.error.message.strip()
-                                            if e.step_failure_data.error else "")[:2000]}
+    steps = [{"step": e.step_key, "error": "\n".join(error_messages(e.step_failure_data.error))[:2000]}
              for e in context.get_step_failure_events()]
     return {
         "run_id": run.run_id,
