@@ -48,8 +48,8 @@ class WarehouseResource(dg.ConfigurableResource):
         # The run holding the warehouse's pool slot says which process it is, so that if that process
         # dies the slot is freed (dead_runs.py); for daemon and UI runs this is the first
         # code that runs in the run worker.
-        if context.instance is not None and context.dagster_run is not None:
-            announce(context.instance, context.dagster_run)
+        if context.instance is not None and context.run is not None:
+            announce(context.instance, context.run)
 
     @contextmanager
     def connect(self, program: Program | None = None, *, read_only: bool = False
