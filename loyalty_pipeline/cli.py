@@ -76,16 +76,22 @@ def _run_day(job, instance, day: dt.date, run_config: dict, tags: dict[str, str]
 
     worker = threading.Thread(target=execute, name=f"run {day}", daemon=True)
     worker.start()
-    said, next_watch = None, time.monotonic() + WATCH_INTERVAL_S
+    said, watch_failed, next_watch = None, False, time.monotonic() + WATCH_INTERVAL_S
     while worker.is_alive():
         worker.join(timeout=0.2)
         if stop:
             _stop(instance, run_id, day, stop[0])
         if worker.is_alive() and time.monotonic() >= next_watch:
             next_watch = time.monotonic() + WATCH_INTERVAL_S
-            for line in reap(instance, by="loyalty-pipeline run"):
-                print(line, flush=True)
-            holders = waiting_for(instance, run_id)
+            try:
+                for line in reap(instance, by="loyalty-pipeline run"):
+                    print(line, flush=True)
+                holders = waiting_for(instance, run_id)
+            except Exception as exc:  # e.g. the instance's sqlite busy: the run itself goes on
+                if not watch_failed:
+                    print(f"{day}  (cannot check the duckdb pool for now: {type(exc).__name__}: {exc})", flush=True)
+                watch_failed = True
+                continue
             if holders and holders != said:
                 print(f"{day}  waiting for the duckdb pool slot, held by {', '.join(holders)}", flush=True)
             said = holders
@@ -96,7 +102,7 @@ def _run_day(job, instance, day: dt.date, run_config: dict, tags: dict[str, str]
 
 def _stop(instance, run_id: str, day: dt.date, signum: int) -> None:
     """Mark the run canceled, free what it holds or waits for, say so, and end this process now (the
-    worker thread cannot be interrupted; like a kill, an open DuckDB transaction is rolled back)."""
+    worker thread cannot be interrupted; as with a kill, what the run had not committed is not kept)."""
     from .dead_runs import held_by
 
     name = signal.Signals(signum).name
