@@ -82,7 +82,9 @@ def reap(instance: dg.DagsterInstance, *, by: str) -> list[str]:
         day = run.tags.get("dagster/partition") or run.job_name
         lines.append(f"run {run.run_id[:8]} ({day}) died (pid {process.pid} is gone): marked {outcome}"
                      + (f", {slot}" if slot else ""))
-    for run_id, pools in held.items():  # finished (e.g. failed by Dagster) and still holding a slot
+    # Finished runs (e.g. failed by Dagster) still holding a slot or queued for one: a queued step
+    # of a dead run would be given the next free slot and never use it.
+    for run_id in sorted(storage.get_concurrency_run_ids() | set(held)):
         run = instance.get_run_by_id(run_id)
         process = run_process(run) if run else None
         if run is not None and not run.is_finished:
@@ -91,7 +93,9 @@ def reap(instance: dg.DagsterInstance, *, by: str) -> list[str]:
             continue  # marked finished while its process still runs: it frees its slot as it ends
         storage.free_concurrency_slots_for_run(run_id)
         status = run.status.value.lower() if run else "deleted"
-        lines.append(f"{label(run, run_id)} is {status} but still held the {' and '.join(pools)} slot: freed")
+        pools = held.get(run_id)
+        lines.append(f"{label(run, run_id)} is {status} but still " + (
+            f"held the {' and '.join(pools)} slot: freed" if pools else "waited for a pool slot: dropped"))
     return lines
 
 

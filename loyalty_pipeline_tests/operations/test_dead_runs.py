@@ -174,11 +174,13 @@ def test_the_reaper_sensor_fails_daemon_runs_whose_process_is_gone(instance: dg.
         "reused_pid": process_tags(ProcessId(me.pid, me.host, "another-boot:1")),
         "alive": process_tags(me),
         "elsewhere": process_tags(ProcessId(finished_pid(), "another-host", "")),
+        "crashed": process_tags(ProcessId(finished_pid(), me.host, "")),  # failed by the code server
     }
     storage = instance.event_log_storage
-    storage.set_concurrency_slots(WAREHOUSE_POOL, 4)
+    storage.set_concurrency_slots(WAREHOUSE_POOL, len(runs))
     for name, tags in runs.items():
-        instance.add_run(dg.DagsterRun(job_name="daily_job", run_id=f"{name}-run", status=dg.DagsterRunStatus.STARTED,
+        status = dg.DagsterRunStatus.FAILURE if name == "crashed" else dg.DagsterRunStatus.STARTED
+        instance.add_run(dg.DagsterRun(job_name="daily_job", run_id=f"{name}-run", status=status,
                                        tags={**tags, "dagster/partition": D1}))
         assert storage.claim_concurrency_slot(WAREHOUSE_POOL, f"{name}-run", "loyalty_export").is_claimed
 
@@ -187,11 +189,13 @@ def test_the_reaper_sensor_fails_daemon_runs_whose_process_is_gone(instance: dg.
     skip = sensor.evaluate_tick(dg.build_sensor_context(instance=instance)).skip_message
 
     assert sorted(skip.splitlines()) == [
+        f"run crashed- ({D1}, pid {runs['crashed'][PID_TAG]}) is failure but still held the duckdb slot: freed",
         f"run dead-run ({D1}) died (pid {runs['dead'][PID_TAG]} is gone): marked failed, its duckdb slot freed",
         f"run reused_p ({D1}) died (pid {me.pid} is gone): marked failed, its duckdb slot freed"]
     status = {r.run_id: r.status for r in instance.get_runs()}
     assert status == {"dead-run": dg.DagsterRunStatus.FAILURE, "reused_pid-run": dg.DagsterRunStatus.FAILURE,
-                      "alive-run": dg.DagsterRunStatus.STARTED, "elsewhere-run": dg.DagsterRunStatus.STARTED}
+                      "alive-run": dg.DagsterRunStatus.STARTED, "elsewhere-run": dg.DagsterRunStatus.STARTED,
+                      "crashed-run": dg.DagsterRunStatus.FAILURE}
     assert sorted(claimed(instance)) == ["alive-run", "elsewhere-run"]
     assert reap(instance, by="test") == []  # nothing left to do
 
