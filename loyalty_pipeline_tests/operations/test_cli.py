@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from loyalty_pipeline.cli import main
 from loyalty_pipeline.defs.partitions import daily_partitions
-from loyalty_pipeline.defs.shopimind.resources import KEY_ENV, URL_ENV
-from loyalty_pipeline.settings import PROJECT_ROOT
+from loyalty_pipeline.defs.shopimind.resources import KEY_ENV
 from loyalty_pipeline.shopimind.emulator import Emulator
-from loyalty_pipeline_tests.harness import Pipeline, account
+from loyalty_pipeline_tests.harness import account
+from loyalty_pipeline_tests.shopimind.helpers import delivery_pipeline
 
 D1 = "2026-03-01"
 
@@ -32,20 +30,23 @@ def test_a_day_that_is_no_partition_is_refused_in_one_line(capsys: pytest.Captur
     assert capsys.readouterr().err == "loyalty-pipeline run: --start 2025-03-02 is after --end 2025-03-01\n"
 
 
-def test_a_failed_day_shows_the_cause_of_an_error_that_is_no_dg_failure(tmp_path: Path):
+def test_a_failed_day_shows_the_cause_of_an_error_that_is_no_dg_failure(tmp_path: Path, instance: dg.DagsterInstance,
+                                                                        monkeypatch: pytest.MonkeyPatch,
+                                                                        capsys: pytest.CaptureFixture):
     """An OSError deep in a step (here: the outbound folder is a file) used to print only
     'Error occurred while executing op "reelevant_datasource":'."""
-    pipe = Pipeline(tmp_path)
-    pipe.write_accounts(D1, [account("C1")])
-    outbound = tmp_path / "outbound"
-    outbound.write_text("not a folder")
     with Emulator() as emulator:
-        env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster_home"), "LOYALTY_EXPORTS_DIR": str(pipe.exports),
-               "LOYALTY_WAREHOUSE": str(pipe.warehouse), "LOYALTY_OUTBOUND_DIR": str(outbound),
-               "LOYALTY_TODAY": "2026-03-02", KEY_ENV: emulator.api_key, URL_ENV: emulator.base_url}
-        run = subprocess.run([sys.executable, "-m", "loyalty_pipeline.cli", "run", "--start", D1, "--end", D1],
-                             cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 1, run.stdout + run.stderr
-    failed = [line for line in run.stdout.splitlines() if line.startswith("    ")]
+        monkeypatch.setenv(KEY_ENV, emulator.api_key)
+        pipe = delivery_pipeline(tmp_path, emulator, today="2026-03-02")
+        pipe.outbound.write_text("not a folder")
+        pipe.defs = pipe.build()
+        pipe.write_accounts(D1, [account("C1")])
+        # `loyalty-pipeline run` on this pipeline's definitions and instance
+        monkeypatch.setattr("loyalty_pipeline.definitions.defs", pipe.defs)
+        monkeypatch.setattr("loyalty_pipeline.instance.get_instance", lambda: instance)
+        assert main(["run", "--start", D1, "--end", D1]) == 1
+    out = capsys.readouterr().out
+    assert f"{D1}  FAILED" in out
+    failed = [line for line in out.splitlines() if line.startswith("    ")]
     assert failed == [f"    reelevant_datasource: NotADirectoryError: [Errno 20] Not a directory: "
-                      f"'{outbound / 'reelevant'}'"], run.stdout
+                      f"'{pipe.outbound / 'reelevant'}'"], out
