@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -85,19 +86,35 @@ def claimed(instance: dg.DagsterInstance) -> list[str]:
             if s.run_id]
 
 
+def holds_no_sqlite_lock(home: Path) -> bool:
+    """No process holds a write lock on the instance's sqlite files (one frozen mid-write would make
+    every other process wait on them)."""
+    for db in home.rglob("*.db"):
+        con = sqlite3.connect(db, timeout=0.05)
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            con.rollback()
+        except sqlite3.OperationalError:
+            return False
+        finally:
+            con.close()
+    return True
+
+
 def freeze_holding_the_slot(instance: dg.DagsterInstance, cli: Cli) -> str:
-    """SIGSTOP `cli` at a moment it holds the duckdb slot; its run id."""
+    """SIGSTOP `cli` at a moment it holds the duckdb slot (and no lock on the instance); its run id."""
     deadline = time.monotonic() + 120
     while True:
         assert cli.proc.poll() is None, f"the run ended before it held the slot:\n{cli.output}"
         assert time.monotonic() < deadline, "the run never held the slot"
         if claimed(instance):
             os.kill(cli.pid, signal.SIGSTOP)
-            holders = claimed(instance)  # frozen: this cannot change any more
-            if holders:
-                [run_id] = holders
-                return run_id
-            os.kill(cli.pid, signal.SIGCONT)  # stopped between two steps
+            if holds_no_sqlite_lock(Path(instance.root_directory)):
+                holders = claimed(instance)  # frozen: this cannot change any more
+                if holders:
+                    [run_id] = holders
+                    return run_id
+            os.kill(cli.pid, signal.SIGCONT)  # between two steps, or mid-write in the instance
         time.sleep(0.01)
 
 
