@@ -118,10 +118,10 @@ ORDER BY s.customer_id"""
 
 RAW_EVENTS = """
 SELECT event_key, code_name,
-       '{"contact":' || CASE WHEN coalesce(email, '') <> '' THEN json_object('email', email)
-                             ELSE json_object('id_customer', customer_id) END
+       '{"contact":' || json_object('email', email)
        || ',"metaData":' || json_merge_patch(metadata, json_object('event_key', event_key)) || '}' AS body
-FROM loyalty_events WHERE snapshot_date = $day AND status = 'pending'
+FROM loyalty_events  -- without an email an event is unaddressable: the pipeline does not send it either
+WHERE snapshot_date = $day AND status = 'pending' AND coalesce(email, '') <> ''
 ORDER BY code_name, event_key"""
 
 

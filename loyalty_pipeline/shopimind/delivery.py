@@ -41,6 +41,7 @@ from .models import (
     ContactResolver,
     LoyaltyAccountRecord,
     TriggerBody,
+    Unaddressable,
     rejected_index,
     rejected_message,
 )
@@ -347,8 +348,8 @@ _EVENT_COLUMNS = "event_key, snapshot_date, customer_id, email, code_name, metad
 
 
 def trigger_body(row: tuple) -> bytes:
-    key, _, customer_id, email, _, metadata = row[:6]
-    return TriggerBody.for_event(email, customer_id, json.loads(metadata), key).to_json()
+    key, _, _, email, _, metadata = row[:6]
+    return TriggerBody.for_event(email, json.loads(metadata), key).to_json()
 
 
 def _trigger(client: ShopiMindClient, row: tuple, gone_hint: str = "event type undeclared during the run; re-run "
@@ -356,6 +357,8 @@ def _trigger(client: ShopiMindClient, row: tuple, gone_hint: str = "event type u
     key, day, customer_id, _, code_name, _ = row[:6]
     try:
         body = trigger_body(row)
+    except Unaddressable as exc:  # the selection leaves them out; never sent if one slips through
+        return Outcome("event", key, day, customer_id, code_name, "unaddressable", error=str(exc))
     except ValueError as exc:  # never sent: a payload the API would refuse anyway
         return Outcome("event", key, day, customer_id, code_name, "rejected", error=f"invalid payload: {exc}")
     try:
@@ -512,6 +515,13 @@ def deliver_events(con: duckdb.DuckDBPyConnection, client: ShopiMindClient, day:
     for rows in _stream(con, stale, params, 10_000):
         ledger.record([Outcome("event", r[0], r[1], r[2], r[4], "suppressed_stale",
                                note="older than max_event_age_days when derived") for r in rows])
+    # Members ShopiMind cannot be addressed for (the trigger's contact takes an email, a phone or its own
+    # numeric id; the exports carry only the email): recorded once as unaddressable, never sent.
+    unaddressable = (f"SELECT {_EVENT_COLUMNS} FROM ({query}) WHERE action = 'unaddressable' "
+                     "AND NOT already_unaddressable")
+    for rows in _stream(con, unaddressable, params, 10_000):
+        ledger.record([Outcome("event", r[0], r[1], r[2], r[4], "unaddressable",
+                               error="no email or phone to address the contact by") for r in rows])
 
     select = (f"SELECT {_EVENT_COLUMNS} FROM ({query}) WHERE action = 'send' "
               "ORDER BY snapshot_date, code_name, event_key")

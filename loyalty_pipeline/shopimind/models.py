@@ -92,21 +92,30 @@ class EventType(_Request):
 
 
 class TriggerContact(_Request):
+    """The SDK's trigger contact (sdk:src/types/events.ts) and nothing else: ShopiMind refuses extra
+    fields. `id` is ShopiMind's numeric contact id, not the shop's customer id."""
+
+    id: int | None = None
     email: str | None = None
-    id_customer: str | None = None
+    phone: str | None = None
+    customData: dict[str, Any] | None = None  # noqa: N815
+
+
+class Unaddressable(ValueError):
+    """An event for a member ShopiMind cannot be told about: no email, no phone (status `unaddressable`)."""
 
 
 class TriggerBody(_Request):
-    """triggerEvent body: the contact by email (customer id when there is none) and the metaData."""
+    """triggerEvent body: the contact by email (the only identifier the exports carry) and the metaData."""
 
     contact: TriggerContact
     metaData: dict[str, Any]  # noqa: N815
 
     @classmethod
-    def for_event(cls, email: str | None, customer_id: str, metadata: dict[str, Any], event_key: str
-                  ) -> TriggerBody:
-        contact = TriggerContact(email=email) if email else TriggerContact(id_customer=customer_id)
-        return cls(contact=contact, metaData={**metadata, "event_key": event_key})
+    def for_event(cls, email: str | None, metadata: dict[str, Any], event_key: str) -> TriggerBody:
+        if not email:
+            raise Unaddressable("no email or phone to address the contact by")
+        return cls(contact=TriggerContact(email=email), metaData={**metadata, "event_key": event_key})
 
     def to_json(self) -> bytes:
         return self.model_dump_json(exclude_none=True).encode()

@@ -240,7 +240,7 @@ def shopimind_events(context: dg.AssetExecutionContext, config: DeliveryConfig, 
         per_type: dict[str, int] = {}
         for (status, code), n in stats["final"].items():
             final[status] += n
-            if status != "suppressed_stale":  # counted with the selection, above
+            if status not in ("suppressed_stale", "unaddressable"):  # counted with the selection, above
                 per_type[f"{status}/{code}"] = n
         metadata = {
             "destination": destination,
@@ -266,7 +266,7 @@ def shopimind_events(context: dg.AssetExecutionContext, config: DeliveryConfig, 
 
 
 _ACCOUNT_ACTIONS = ("send", "unchanged", "suppressed_stale", "rejected_unchanged")
-_EVENT_ACTIONS = ("send", "sent", "rejected", "uncertain", "suppressed_stale")
+_EVENT_ACTIONS = ("send", "sent", "rejected", "uncertain", "suppressed_stale", "unaddressable")
 
 
 def _zeros(actions: dict[str, int]) -> dict[str, int]:
@@ -283,7 +283,7 @@ def _final(final: dict[str, int]) -> dict[str, int]:
 def _event_counts(actions: dict[tuple, int]) -> dict[str, int]:
     """Selection counts per action (previously sent = "unchanged"), overall and per event type."""
     names = {"send": "to_send", "sent": "unchanged", "rejected": "previously_rejected",
-             "uncertain": "unresolved", "suppressed_stale": "suppressed_stale"}
+             "uncertain": "unresolved", "suppressed_stale": "suppressed_stale", "unaddressable": "unaddressable"}
     total: Counter = Counter()
     per_type: dict[str, int] = {}
     for (action, code), n in actions.items():

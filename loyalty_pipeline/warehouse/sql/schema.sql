@@ -151,6 +151,7 @@ CREATE TABLE IF NOT EXISTS delivery_state (
     customer_id      VARCHAR NOT NULL,
     code_name        VARCHAR,            -- events only
     status           VARCHAR NOT NULL,   -- in_flight | sent | rejected | failed | uncertain | suppressed_stale
+                                         -- | unaddressable (events: no email or phone, not sent)
     http_status      INTEGER,
     error            VARCHAR,            -- the API's message (rejected) or the transport error (failed)
     attempts         INTEGER NOT NULL,   -- delivery attempts so far (each may span several HTTP retries)
@@ -171,7 +172,7 @@ CREATE TABLE IF NOT EXISTS sync_log (
     snapshot_date DATE NOT NULL,
     customer_id   VARCHAR NOT NULL,
     code_name     VARCHAR,
-    status        VARCHAR NOT NULL,      -- sent | rejected | failed | uncertain | suppressed_stale
+    status        VARCHAR NOT NULL,      -- sent | rejected | failed | uncertain | suppressed_stale | unaddressable
     http_status   INTEGER,
     error         VARCHAR,
     attempt       INTEGER NOT NULL,      -- delivery_state.attempts after this attempt
