@@ -108,7 +108,7 @@ RAW_ACCOUNTS = """
 SELECT s.customer_id,
        to_json({'contact_id': {'by': 'id_customer', 'value': s.customer_id}, 'points_balance': s.points_balance,
                 'tier': coalesce(s.tier, ''), 'tier_since': s.tier_since, 'next_expiry_date': s.next_expiry_date,
-                'next_expiry_amount': s.next_expiry_amount})::VARCHAR AS record
+                'next_expiry_amount': s.next_expiry_amount, 'customer_id': s.customer_id})::VARCHAR AS record
 FROM snapshots s LEFT JOIN account_sync_state a ON a.customer_id = s.customer_id
 WHERE s.snapshot_date = $day AND s.enrolled
   AND (a.customer_id IS NULL

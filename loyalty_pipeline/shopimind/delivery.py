@@ -170,7 +170,8 @@ class Ledger:
         self.con.register("outcomes", table)
         try:
             with transaction(self.con):
-                for name in ("shopimind_state_merge", "shopimind_log_insert", "shopimind_ack_merge"):
+                for name in ("shopimind_state_merge", "shopimind_log_insert", "shopimind_ack_merge",
+                             "shopimind_delete_ack"):
                     statement = sql(name)
                     self.con.execute(statement, self._params(statement))
         finally:
@@ -213,6 +214,7 @@ def account_record(row: tuple) -> dict[str, Any]:
     return LoyaltyAccountRecord(
         contact_id=ContactResolver(by="id_customer", value=customer_id), points_balance=balance, tier=tier,
         tier_since=tier_since, next_expiry_date=expiry_date, next_expiry_amount=expiry_amount,
+        customer_id=customer_id,
     ).model_dump(mode="json")
 
 

@@ -41,7 +41,13 @@ class CustomDataDefinition(_Request):
     relationships: list[Relationship]
 
 
-# Step 1 of ShopiMind's tiered-loyalty use case (shared/seeds/000), byte for byte in meaning.
+# The field holding our customer_id in each record. Records store contact_id as ShopiMind's canonical
+# contact id (resolved server-side from {"by": "id_customer", ...}), so without it a listing cannot say
+# which record is which member: deleting a departed member's record lists it by this field (IN filter).
+CUSTOMER_KEY_FIELD = "customer_id"
+
+# Step 1 of ShopiMind's tiered-loyalty use case (shared/seeds/000), byte for byte in meaning, plus the
+# customer key (appended: an existing definition gets it through the append-only `extend`).
 LOYALTY_ACCOUNT = CustomDataDefinition(
     name="LoyaltyAccount",
     description="Current state of the loyalty program for a contact",
@@ -53,6 +59,8 @@ LOYALTY_ACCOUNT = CustomDataDefinition(
         DefinitionField(name="tier_since", label="Tier since", type="date", required=False),
         DefinitionField(name="next_expiry_date", label="Next expiry date", type="date", required=False),
         DefinitionField(name="next_expiry_amount", label="Points at risk", type="number", required=False),
+        DefinitionField(name=CUSTOMER_KEY_FIELD, label="Customer id (loyalty program)", type="text",
+                        required=False),
     ],
     relationships=[Relationship(sourceField="contact_id", targetSchemaType="system", targetSchema="contacts",
                                 targetField="id_contact")],
@@ -77,6 +85,7 @@ class LoyaltyAccountRecord(_Request):
     tier_since: dt.date | None
     next_expiry_date: dt.date | None
     next_expiry_amount: int | None
+    customer_id: str  # CUSTOMER_KEY_FIELD: how a departed member's record is found again
 
     @field_serializer("tier_since", "next_expiry_date")
     def _iso(self, value: dt.date | None) -> str | None:
@@ -126,11 +135,52 @@ class _Lenient(BaseModel):
 
 
 class BulkResponse(_Lenient):
-    """saveCustomDataRecords answer: counters top-level, rejected items in any shape."""
+    """saveCustomDataRecords / bulk-delete answer: counters top-level, rejected items in any shape."""
 
     sent_count: int | None = None
     rejected_count: int | None = None
     rejected_items: list[Any] = Field(default_factory=list)
+
+    def mismatch(self, items: int) -> str | None:
+        """Why this answer does not account for the `items` sent (None when it does): the counters must
+        be there and add up, and `rejected_items` must list every rejected one."""
+        sent, rejected = self.sent_count, self.rejected_count
+        if sent is None or rejected is None:
+            return "no sent_count/rejected_count"
+        if sent + rejected != items or rejected != len(self.rejected_items):
+            return (f"sent_count {sent} + rejected_count {rejected} for {items} items, "
+                    f"{len(self.rejected_items)} rejected_items")
+        return None
+
+
+class RecordFilter(_Request):
+    """One `filters` item of a listing (reference §0: {field, operator, values})."""
+
+    field: str
+    operator: Literal["EQUALS", "NOT_EQUALS", "CONTAINS", "NOT_CONTAINS", "STARTS_WITH", "ENDS_WITH", "LESS_THAN",
+                      "LESS_THAN_OR_EQUAL_TO", "GREATER_THAN", "GREATER_THAN_OR_EQUAL_TO", "IN", "NOT_IN", "LIKE",
+                      "BETWEEN", "NOT_BETWEEN"]
+    values: str | int | list[str | int]
+
+
+class RecordListing(_Request):
+    """listCustomDataRecords parameters; objects travel as URL-encoded JSON, `fields` comma-separated."""
+
+    filters: list[RecordFilter] = Field(default_factory=list)
+    fields: list[str] = Field(default_factory=list)
+    order: list[dict[Literal["field", "type"], str]] = Field(default_factory=list)
+    limit: int = Field(default=10, ge=1, le=100)  # above 100 the API silently answers 10 per page
+    offset: int = Field(default=0, ge=0)
+
+    def params(self) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": self.limit, "offset": self.offset}
+        if self.filters:
+            params["filters"] = json.dumps([f.model_dump() for f in self.filters], ensure_ascii=False)
+        if self.fields:
+            params["fields"] = ",".join(self.fields)
+        if self.order:
+            params["order"] = json.dumps(self.order)
+        return params
 
 
 def rejected_index(item: Any, batch: list[dict[str, Any]]) -> int | None:

@@ -49,12 +49,15 @@ def test_happy_path_over_the_sample_program(tmp_path: Path, emulator: Emulator):
     days = [(end - dt.timedelta(days=n)).isoformat() for n in (3, 2, 1, 0)]
     for day in days:
         pipe.run(day)
-    # One LoyaltyAccount per enrolled member with the newest state. Members who opted out keep the
-    # record last acknowledged while they were members (the definition has no "enrolled" field).
+    # One LoyaltyAccount per enrolled member with the newest state. Members who opted out lost theirs;
+    # only members missing from fewer than removal_grace_days exports may still hold one.
     held = records_by_customer(emulator)
     newest = expected_records(pipe, days[-1])
     assert {c: held[c] for c in newest} == newest
     assert all(len(rows) == 1 for rows in held.values())
+    not_enrolled = {c for (c,) in pipe.query("SELECT customer_id FROM snapshots WHERE snapshot_date = $d "
+                                             "AND NOT enrolled", {"d": days[-1]})}
+    assert not_enrolled and not not_enrolled & set(held)
     # Exactly the pending events of loyalty_events, each once; none of the stale baseline ones.
     pending = pending_keys(pipe)
     assert len(pending) > 20 and set(pending.values()) == {1}

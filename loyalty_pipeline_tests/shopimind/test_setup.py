@@ -31,6 +31,9 @@ SEED_DEFINITION = {
     "relationships": [{"sourceField": "contact_id", "targetSchemaType": "system", "targetSchema": "contacts",
                        "targetField": "id_contact"}],
 }
+# Ours on top of the seed: each record carries the member's customer id, so that a departed member's record
+# can be found (listed by this field) and deleted.
+CUSTOMER_KEY = {"name": "customer_id", "label": "Customer id (loyalty program)", "type": "text", "required": False}
 
 
 @pytest.fixture
@@ -55,7 +58,8 @@ def test_creates_the_seed_definition_and_every_enabled_event_type_once(emulator,
     again = ensure_setup(client, types)
     state = emulator.state()
     [definition] = state["definitions"]
-    assert {k: definition[k] for k in SEED_DEFINITION} == SEED_DEFINITION
+    assert {k: definition[k] for k in SEED_DEFINITION} == {**SEED_DEFINITION,
+                                                           "fields": [*SEED_DEFINITION["fields"], CUSTOMER_KEY]}
     assert (first.definition_id, first.definition_action) == (definition["id_definition"], "created")
     assert (again.definition_id, again.definition_action) == (first.definition_id, "found")
     assert set(first.events.values()) == {"created"} and set(again.events.values()) == {"exists"}
@@ -77,7 +81,7 @@ def test_finds_a_homonym_case_insensitively_skips_deleted_ones_and_adds_missing_
     assert id_definition == created and action == "activated"
     definition = raw(emulator, "GET", f"/v1/custom-data-definitions/{created}").json()["data"]
     assert definition["status"] == "active"
-    assert [f["name"] for f in definition["fields"]][-1] == "next_expiry_amount"
+    assert [f["name"] for f in definition["fields"]][-2:] == ["next_expiry_amount", "customer_id"]
     assert len(emulator.state()["definitions"]) == 2  # nothing duplicated
 
 
