@@ -1,17 +1,19 @@
 """Typed ShopiMind payloads: what the pipeline sends, and the parts of the answers it relies on.
 
 Request models are strict (`extra="forbid"`): the API rejects unknown properties, so a typo must
-fail here rather than as thousands of 400s. Response models are lenient: the contract leaves their
-exact shapes open (reference/shopimind-api.md, Unknowns #2, #3, #6).
+fail here rather than as thousands of 400s. Answers are read by the small readers at the end: they
+take any body (HTML, a JSON array, nulls) and say what is wrong with it instead of raising
+AttributeError or TypeError; they are lenient only where the contract leaves the shape open
+(reference/shopimind-api.md, Unknowns #2, #3, #6).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer
 
 
 class _Request(BaseModel):
@@ -122,6 +124,86 @@ class BulkResponse(_Lenient):
     sent_count: int | None = None
     rejected_count: int | None = None
     rejected_items: list[Any] = Field(default_factory=list)
+
+
+def invalid_payload(exc: ValidationError) -> str:
+    """Why a record or trigger body cannot be built, naming each field and its value, on one line."""
+    parts = []
+    for err in exc.errors(include_url=False):
+        field = ".".join(map(str, err["loc"])) or "record"
+        parts.append(f"{field}: {err['msg']} (got {err.get('input')!r})"[:300])
+    return "; ".join(parts)
+
+
+# -- readers of answers -------------------------------------------------------------------------------
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def read_id(value: Any) -> int | None:
+    """An id as listings give it (a number, or a string of digits: they stringify scalars), else None."""
+    if _is_int(value):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
+
+
+class Page(NamedTuple):
+    items: list[dict[str, Any]]  # the objects of the page (anything else in `data` is skipped)
+    size: int  # entries in `data`: what the next offset moves by
+    more: bool  # another page follows
+
+
+def read_listing(body: Any) -> Page | None:
+    """A list read `{data: [...], meta: {pagination: {has_next_page}}}`; None when the body is not one.
+    A missing `meta` means no next page; an empty page ends the listing whatever it says."""
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, list):
+        return None
+    meta = body.get("meta")
+    pagination = meta.get("pagination") if isinstance(meta, dict) else None
+    more = bool(data) and isinstance(pagination, dict) and pagination.get("has_next_page") in (True, "true")
+    return Page([item for item in data if isinstance(item, dict)], len(data), more)
+
+
+def read_bulk(body: Any, batch: list[dict[str, Any]]) -> tuple[dict[int, str], str | None]:
+    """A 2xx answer to a bulk write: ({batch index: the API's reason} for rejected items, None), or
+    ({}, what does not add up). It adds up when `sent_count` + `rejected_count` is the batch size and
+    `rejected_items` lists exactly `rejected_count` distinct records of the batch (by index, or by
+    payload when an item has no index). Anything else says nothing reliable about which records
+    ShopiMind holds: the caller treats the whole batch as uncertain."""
+    if not isinstance(body, dict):
+        return {}, "not the bulk envelope"
+    status = body.get("statusCode")
+    if status is not None and not (_is_int(status) and 200 <= status < 300):
+        return {}, f"statusCode {status!r} in the body"
+    sent, refused, items = body.get("sent_count"), body.get("rejected_count"), body.get("rejected_items")
+    if not (_is_int(sent) and _is_int(refused) and isinstance(items, list)):
+        listed = f"a list of {len(items)}" if isinstance(items, list) else repr(items)[:50]
+        return {}, f"not the bulk envelope: sent_count {sent!r}, rejected_count {refused!r}, rejected_items {listed}"
+    if sent < 0 or refused < 0 or sent + refused != len(batch) or refused != len(items):
+        return {}, (f"sent_count {sent} + rejected_count {refused} for {len(batch)} records and "
+                    f"{len(items)} rejected_items")
+    rejected: dict[int, str] = {}
+    for item in items:
+        index = rejected_index(item, batch)
+        if index is None or index in rejected:
+            return {}, f"a rejected item matches no single record of the batch: {rejected_message(item)[:200]}"
+        rejected[index] = rejected_message(item)
+    return rejected, None
+
+
+def read_trigger(body: Any) -> str | None:
+    """A 2xx answer to triggerEvent: None when it reads as ShopiMind's (a JSON object whose statusCode,
+    if any, is 2xx; Unknown #6), else what is wrong. The body is not relied on beyond that."""
+    if not isinstance(body, dict):
+        return "not a JSON object"
+    status = body.get("statusCode")
+    if status is not None and not (_is_int(status) and 200 <= status < 300):
+        return f"statusCode {status!r} in the body"
+    return None
 
 
 def rejected_index(item: Any, batch: list[dict[str, Any]]) -> int | None:
