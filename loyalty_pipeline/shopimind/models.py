@@ -13,7 +13,7 @@ import datetime as dt
 import json
 from typing import Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer
+from pydantic import BaseModel, ConfigDict, ValidationError, field_serializer
 
 
 class _Request(BaseModel):
@@ -112,18 +112,6 @@ class TriggerBody(_Request):
 
     def to_json(self) -> bytes:
         return self.model_dump_json(exclude_none=True).encode()
-
-
-class _Lenient(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-
-class BulkResponse(_Lenient):
-    """saveCustomDataRecords answer: counters top-level, rejected items in any shape."""
-
-    sent_count: int | None = None
-    rejected_count: int | None = None
-    rejected_items: list[Any] = Field(default_factory=list)
 
 
 def invalid_payload(exc: ValidationError) -> str:
