@@ -125,17 +125,22 @@ def invalid_payload(exc: ValidationError) -> str:
 
 # -- readers of answers -------------------------------------------------------------------------------
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def read_id(value: Any) -> int | None:
-    """An id as listings give it (a number, or a string of digits: they stringify scalars), else None."""
-    if _is_int(value):
+def read_int(value: Any) -> int | None:
+    """A count, status or id as answers give it (a number, or a string of digits: listings stringify
+    scalars), else None."""
+    if isinstance(value, int) and not isinstance(value, bool):
         return value
     if isinstance(value, str) and value.strip().isdigit():
         return int(value)
     return None
+
+
+def _status_problem(body: dict[str, Any]) -> str | None:
+    """A `statusCode` inside a 2xx body that says something else than success."""
+    status = body.get("statusCode")
+    if status is None or 200 <= (read_int(status) or 0) < 300:
+        return None
+    return f"statusCode {status!r} in the body"
 
 
 class Page(NamedTuple):
@@ -164,13 +169,14 @@ def read_bulk(body: Any, batch: list[dict[str, Any]]) -> tuple[dict[int, str], s
     ShopiMind holds: the caller treats the whole batch as uncertain."""
     if not isinstance(body, dict):
         return {}, "not the bulk envelope"
-    status = body.get("statusCode")
-    if status is not None and not (_is_int(status) and 200 <= status < 300):
-        return {}, f"statusCode {status!r} in the body"
-    sent, refused, items = body.get("sent_count"), body.get("rejected_count"), body.get("rejected_items")
-    if not (_is_int(sent) and _is_int(refused) and isinstance(items, list)):
+    if problem := _status_problem(body):
+        return {}, problem
+    items = body.get("rejected_items")
+    sent, refused = read_int(body.get("sent_count")), read_int(body.get("rejected_count"))
+    if sent is None or refused is None or not isinstance(items, list):
         listed = f"a list of {len(items)}" if isinstance(items, list) else repr(items)[:50]
-        return {}, f"not the bulk envelope: sent_count {sent!r}, rejected_count {refused!r}, rejected_items {listed}"
+        return {}, (f"not the bulk envelope: sent_count {body.get('sent_count')!r}, rejected_count "
+                    f"{body.get('rejected_count')!r}, rejected_items {listed}")
     if sent < 0 or refused < 0 or sent + refused != len(batch) or refused != len(items):
         return {}, (f"sent_count {sent} + rejected_count {refused} for {len(batch)} records and "
                     f"{len(items)} rejected_items")
@@ -186,12 +192,7 @@ def read_bulk(body: Any, batch: list[dict[str, Any]]) -> tuple[dict[int, str], s
 def read_trigger(body: Any) -> str | None:
     """A 2xx answer to triggerEvent: None when it reads as ShopiMind's (a JSON object whose statusCode,
     if any, is 2xx; Unknown #6), else what is wrong. The body is not relied on beyond that."""
-    if not isinstance(body, dict):
-        return "not a JSON object"
-    status = body.get("statusCode")
-    if status is not None and not (_is_int(status) and 200 <= status < 300):
-        return f"statusCode {status!r} in the body"
-    return None
+    return "not a JSON object" if not isinstance(body, dict) else _status_problem(body)
 
 
 def rejected_index(item: Any, batch: list[dict[str, Any]]) -> int | None:

@@ -22,7 +22,7 @@ from typing import Any
 import duckdb
 
 from .client import Result, ShopiMindClient, ShopiMindError
-from .models import LOYALTY_ACCOUNT, CustomDataDefinition, EventType, read_id, read_listing
+from .models import LOYALTY_ACCOUNT, CustomDataDefinition, EventType, read_int, read_listing
 
 PAGE = 100  # the API's largest page; above it silently falls back to 10
 
@@ -73,7 +73,7 @@ def _list_all(client: ShopiMindClient, path: str, what: str) -> list[dict[str, A
 
 
 def _definition_id(item: dict[str, Any]) -> int:
-    id_definition = read_id(item.get("id_definition", item.get("id")))  # listings stringify ids
+    id_definition = read_int(item.get("id_definition", item.get("id")))  # listings stringify ids
     if id_definition is None:
         raise ShopiMindError(f"ShopiMind setup: definition {str(item.get('name'))[:100]!r} is listed with no "
                              f"readable id ({str(item.get('id_definition', item.get('id')))[:50]!r})")
@@ -94,7 +94,7 @@ def ensure_definition(client: ShopiMindClient, wanted: CustomDataDefinition = LO
         what = f"creating definition {wanted.name}"
         body = _require(created, what)
         data = body.get("data") if isinstance(body, dict) else None
-        id_definition = read_id(data.get("id_definition", data.get("id"))) if isinstance(data, dict) else None
+        id_definition = read_int(data.get("id_definition", data.get("id"))) if isinstance(data, dict) else None
         if id_definition is None:
             raise _unexpected(created, what, "no id_definition in its data")
         return id_definition, "created"

@@ -411,3 +411,16 @@ def test_a_trigger_answered_2xx_with_something_else_than_json_is_uncertain_and_r
     log = con.execute("SELECT status, error FROM sync_log WHERE status = 'uncertain' ORDER BY error").fetchall()
     assert [s for s, _ in log] == ["uncertain", "uncertain"]
     assert "text/html" in log[0][1] + log[1][1] and "statusCode 500" in log[0][1] + log[1][1]
+
+
+def test_a_bulk_envelope_with_stringified_counts_that_add_up_is_read(con):
+    """Listings stringify scalars; counts given as digit strings are still counts (they must add up)."""
+    for c in ("C1", "C2"):
+        add_member(con, c)
+    api = Api()
+    api.handlers = {("POST", "/v1/custom-data-records"): lambda r: httpx.Response(200, json={
+        "statusCode": "200", "sent_count": "1", "rejected_count": "1",
+        "rejected_items": [{"index": "1", "payload": json.loads(r.content)[1], "errors": ["tier: too long"]}]})}
+    deliver_accounts(con, api.client(), D1, DEST, 7, SETTINGS)
+    assert states(con) == {"C1": ("sent", 1), "C2": ("rejected", 1)}
+    assert con.execute("SELECT error FROM delivery_state WHERE key = 'C2'").fetchone() == ("tier: too long",)
