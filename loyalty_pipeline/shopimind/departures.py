@@ -23,7 +23,8 @@ Ledger: delivery_state / sync_log kind `account_delete`, key = customer_id, like
 acknowledged delete clears the member's account_sync_state, so a member who comes back is written again
 and a departed member is deleted once: a re-run finds nothing held and sends nothing. bulk-delete is
 idempotent (unknown ids skipped), so a lost answer is simply retried; an answer whose counters do not add
-up is `uncertain` and retried by the next run; a refusal is `rejected` until replayed.
+up (`models.read_bulk`, the same reader as the upserts') is `uncertain` and retried by the next run; a
+refusal is `rejected` until replayed.
 """
 
 from __future__ import annotations
@@ -53,10 +54,17 @@ from .delivery import (
     _healing,
     _save_all,
     _stream,
+)
+from .models import (
+    CUSTOMER_KEY_FIELD,
+    RecordFilter,
+    RecordListing,
+    read_bulk,
+    read_int,
+    read_listing,
     rejected_index,
     rejected_message,
 )
-from .models import CUSTOMER_KEY_FIELD, BulkResponse, RecordFilter, RecordListing
 
 PAGE = 100  # members per lookup, and records per listing page (the API's largest page)
 _COLUMNS = ("customer_id, reason, snapshot_date, points_balance, tier, tier_since, next_expiry_date, "
@@ -136,22 +144,20 @@ def _find_records(client: ShopiMindClient, id_definition: int, keys: list[str]
             requests += result.requests
             if not result.ok:
                 return found, _failed(result), requests
-            body = result.body if isinstance(result.body, dict) else {}
-            page = body.get("data")
-            if not isinstance(page, list):
-                return found, _failed(result, "unreadable record listing (no data array)"), requests
-            for row in page:
-                key, record_id = (row.get(CUSTOMER_KEY_FIELD), row.get("id")) if isinstance(row, dict) else (None, None)
+            page = read_listing(result.body)
+            if page is None or page.size != len(page.items):
+                return found, _failed(result, f"unreadable record listing: {result.describe()}"), requests
+            for row in page.items:
+                key, record_id = row.get(CUSTOMER_KEY_FIELD), read_int(row.get("id"))
                 if key not in wanted:  # never delete what was not asked for
                     return found, _failed(result, f"record listing ignored the {CUSTOMER_KEY_FIELD} filter "
                                                   f"(answered {str(key)[:80]!r})"), requests
-                if not str(record_id).isdigit():  # listings may stringify ids
-                    return found, _failed(result, f"unreadable record id {str(record_id)[:80]!r}"), requests
-                found[key].append(int(record_id))
-            pagination = (body.get("meta") or {}).get("pagination") or {}
-            if not page or not pagination.get("has_next_page"):
+                if record_id is None:
+                    return found, _failed(result, f"unreadable record id {str(row.get('id'))[:80]!r}"), requests
+                found[key].append(record_id)
+            if not page.more:
                 break
-            offset += len(page)
+            offset += page.size
     return dict(found), None, requests
 
 
@@ -162,8 +168,15 @@ def _bulk_delete(client: ShopiMindClient, id_definition: int, ids: list[int], si
                             content=json.dumps(ids).encode())  # idempotent: retried on lost answers
     if result.outcome in ("failed", "uncertain"):
         return dict.fromkeys(ids, _Call("failed", result, result.error, result.requests))
-    envelope = BulkResponse.model_validate(result.body) if isinstance(result.body, dict) else BulkResponse()
-    if result.outcome == "rejected" and not envelope.rejected_items:
+    if result.ok:
+        refused, problem = read_bulk(result.body, ids)
+        if problem:  # which ids were taken is unknown: retried by the next run (deleting is idempotent)
+            return dict.fromkeys(ids, _Call("uncertain", result, f"2xx answer that does not add up ({problem}): "
+                                            f"{result.describe()}", result.requests))
+        return {i: _Call("rejected", result, refused[n], result.requests) if n in refused
+                else _Call("sent", result, None, result.requests) for n, i in enumerate(ids)}
+    items = result.body.get("rejected_items") if isinstance(result.body, dict) else None
+    if not isinstance(items, list) or not items:
         if len(ids) > 1 and _TOO_LARGE.search(result.error or ""):
             half = len(ids) // 2
             sizer.shrink(half)
@@ -171,22 +184,9 @@ def _bulk_delete(client: ShopiMindClient, id_definition: int, ids: list[int], si
                     **_bulk_delete(client, id_definition, ids[half:], sizer)}
         return dict.fromkeys(ids, _failed(result) if _SETUP_GONE.search(result.error or "")
                              else _Call("rejected", result, result.error, result.requests))
-    if result.outcome == "ok" and (problem := envelope.mismatch(len(ids))):
-        # Which ids were taken is unknown: retried by the next run (deleting is idempotent).
-        return dict.fromkeys(ids, _Call("uncertain", result, f"bulk-delete answer does not add up: {problem}",
-                                        result.requests))
-    refused: dict[int, str] = {}
-    for item in envelope.rejected_items:
-        index = rejected_index(item, [{"id": i} for i in ids])
-        if index is None and isinstance(item, dict) and item.get("payload") in ids:
-            index = ids.index(item["payload"])
-        if index is None:  # cannot tell which id: none is acknowledged
-            return dict.fromkeys(ids, _Call("uncertain", result, "unattributable rejected_items: "
-                                            + rejected_message(item), result.requests))
-        refused[index] = rejected_message(item)
-    whole = result.outcome == "rejected"  # a 400 listing items: every id is refused
-    return {i: _Call("rejected", result, refused.get(n, result.error), result.requests)
-            if n in refused or whole else _Call("sent", result, None, result.requests) for n, i in enumerate(ids)}
+    # A whole-request refusal listing items (all invalid): each id refused, with its own reason if told.
+    reasons = {index: rejected_message(item) for item in items if (index := rejected_index(item, ids)) is not None}
+    return {i: _Call("rejected", result, reasons.get(n, result.error), result.requests) for n, i in enumerate(ids)}
 
 
 def _delete_all(pool: ThreadPoolExecutor, client: ShopiMindClient, id_definition: int, ids: list[int],

@@ -1,17 +1,19 @@
 """Typed ShopiMind payloads: what the pipeline sends, and the parts of the answers it relies on.
 
 Request models are strict (`extra="forbid"`): the API rejects unknown properties, so a typo must
-fail here rather than as thousands of 400s. Response models are lenient: the contract leaves their
-exact shapes open (reference/shopimind-api.md, Unknowns #2, #3, #6).
+fail here rather than as thousands of 400s. Answers are read by the small readers at the end: they
+take any body (HTML, a JSON array, nulls) and say what is wrong with it instead of raising
+AttributeError or TypeError; they are lenient only where the contract leaves the shape open
+(reference/shopimind-api.md, Unknowns #2, #3, #6).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer
 
 
 class _Request(BaseModel):
@@ -130,29 +132,6 @@ class TriggerBody(_Request):
         return self.model_dump_json(exclude_none=True).encode()
 
 
-class _Lenient(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-
-class BulkResponse(_Lenient):
-    """saveCustomDataRecords / bulk-delete answer: counters top-level, rejected items in any shape."""
-
-    sent_count: int | None = None
-    rejected_count: int | None = None
-    rejected_items: list[Any] = Field(default_factory=list)
-
-    def mismatch(self, items: int) -> str | None:
-        """Why this answer does not account for the `items` sent (None when it does): the counters must
-        be there and add up, and `rejected_items` must list every rejected one."""
-        sent, rejected = self.sent_count, self.rejected_count
-        if sent is None or rejected is None:
-            return "no sent_count/rejected_count"
-        if sent + rejected != items or rejected != len(self.rejected_items):
-            return (f"sent_count {sent} + rejected_count {rejected} for {items} items, "
-                    f"{len(self.rejected_items)} rejected_items")
-        return None
-
-
 class RecordFilter(_Request):
     """One `filters` item of a listing (reference §0: {field, operator, values})."""
 
@@ -183,9 +162,90 @@ class RecordListing(_Request):
         return params
 
 
-def rejected_index(item: Any, batch: list[dict[str, Any]]) -> int | None:
+def invalid_payload(exc: ValidationError) -> str:
+    """Why a record or trigger body cannot be built, naming each field and its value, on one line."""
+    parts = []
+    for err in exc.errors(include_url=False):
+        field = ".".join(map(str, err["loc"])) or "record"
+        parts.append(f"{field}: {err['msg']} (got {err.get('input')!r})"[:300])
+    return "; ".join(parts)
+
+
+# -- readers of answers -------------------------------------------------------------------------------
+
+def read_int(value: Any) -> int | None:
+    """A count, status or id as answers give it (a number, or a string of digits: listings stringify
+    scalars), else None."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
+
+
+def _status_problem(body: dict[str, Any]) -> str | None:
+    """A `statusCode` inside a 2xx body that says something else than success."""
+    status = body.get("statusCode")
+    if status is None or 200 <= (read_int(status) or 0) < 300:
+        return None
+    return f"statusCode {status!r} in the body"
+
+
+class Page(NamedTuple):
+    items: list[dict[str, Any]]  # the objects of the page (anything else in `data` is skipped)
+    size: int  # entries in `data`: what the next offset moves by
+    more: bool  # another page follows
+
+
+def read_listing(body: Any) -> Page | None:
+    """A list read `{data: [...], meta: {pagination: {has_next_page}}}`; None when the body is not one.
+    A missing `meta` means no next page; an empty page ends the listing whatever it says."""
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, list):
+        return None
+    meta = body.get("meta")
+    pagination = meta.get("pagination") if isinstance(meta, dict) else None
+    more = bool(data) and isinstance(pagination, dict) and pagination.get("has_next_page") in (True, "true")
+    return Page([item for item in data if isinstance(item, dict)], len(data), more)
+
+
+def read_bulk(body: Any, batch: list[dict[str, Any]]) -> tuple[dict[int, str], str | None]:
+    """A 2xx answer to a bulk write: ({batch index: the API's reason} for rejected items, None), or
+    ({}, what does not add up). It adds up when `sent_count` + `rejected_count` is the batch size and
+    `rejected_items` lists exactly `rejected_count` distinct records of the batch (by index, or by
+    payload when an item has no index). Anything else says nothing reliable about which records
+    ShopiMind holds: the caller treats the whole batch as uncertain."""
+    if not isinstance(body, dict):
+        return {}, "not the bulk envelope"
+    if problem := _status_problem(body):
+        return {}, problem
+    items = body.get("rejected_items")
+    sent, refused = read_int(body.get("sent_count")), read_int(body.get("rejected_count"))
+    if sent is None or refused is None or not isinstance(items, list):
+        listed = f"a list of {len(items)}" if isinstance(items, list) else repr(items)[:50]
+        return {}, (f"not the bulk envelope: sent_count {body.get('sent_count')!r}, rejected_count "
+                    f"{body.get('rejected_count')!r}, rejected_items {listed}")
+    if sent < 0 or refused < 0 or sent + refused != len(batch) or refused != len(items):
+        return {}, (f"sent_count {sent} + rejected_count {refused} for {len(batch)} records and "
+                    f"{len(items)} rejected_items")
+    rejected: dict[int, str] = {}
+    for item in items:
+        index = rejected_index(item, batch)
+        if index is None or index in rejected:
+            return {}, f"a rejected item matches no single record of the batch: {rejected_message(item)[:200]}"
+        rejected[index] = rejected_message(item)
+    return rejected, None
+
+
+def read_trigger(body: Any) -> str | None:
+    """A 2xx answer to triggerEvent: None when it reads as ShopiMind's (a JSON object whose statusCode,
+    if any, is 2xx; Unknown #6), else what is wrong. The body is not relied on beyond that."""
+    return "not a JSON object" if not isinstance(body, dict) else _status_problem(body)
+
+def rejected_index(item: Any, batch: list[Any]) -> int | None:
     """Position in `batch` of one rejected item: its `index` (the emulator's shape), else the batch
-    entry equal to its payload (a shape with only the payload); None when it cannot be told."""
+    entry equal to its payload (a shape with only the payload; a record id for bulk-delete); None when
+    it cannot be told."""
     if isinstance(item, dict):
         for key in ("index", "idx", "position"):
             value = item.get(key)
@@ -197,8 +257,13 @@ def rejected_index(item: Any, batch: list[dict[str, Any]]) -> int | None:
             if len(matches) == 1:
                 return matches[0]
             contact = payload.get("contact_id")
-            matches = [i for i, entry in enumerate(batch) if entry.get("contact_id") == contact]
+            matches = [i for i, entry in enumerate(batch) if isinstance(entry, dict)
+                       and entry.get("contact_id") == contact]
             if contact is not None and len(matches) == 1:
+                return matches[0]
+        elif payload is not None:
+            matches = [i for i, entry in enumerate(batch) if entry == payload]
+            if len(matches) == 1:
                 return matches[0]
     return None
 

@@ -14,6 +14,7 @@ from loyalty_pipeline.shopimind.client import ShopiMindClient, ShopiMindError
 from loyalty_pipeline.shopimind.emulator import Emulator
 from loyalty_pipeline.shopimind.setup import ensure_definition, ensure_event_types, ensure_setup
 from loyalty_pipeline_tests.harness import DEFAULT_PROGRAM
+from loyalty_pipeline_tests.shopimind.proxy import FaultProxy, answer, html
 
 # Step 1 of the use case (shared/seeds/000), as written there.
 SEED_DEFINITION = {
@@ -97,3 +98,41 @@ def test_an_incompatible_definition_or_event_type_stops_with_what_differs(emulat
                                          "properties": {"metaData": legacy}})
     with pytest.raises(ShopiMindError, match=r"loyalty.points_earned: metaData.event_key is not declared"):
         ensure_event_types(client, types)
+
+
+LISTING = r"^GET /v1/custom-data-definitions$"
+
+
+@pytest.mark.parametrize(("route", "action", "expected"), [
+    (LISTING, html(200), "GET /v1/custom-data-definitions answered HTTP 200 text/html"),
+    (LISTING, answer(200, [1, 2]), "GET /v1/custom-data-definitions answered HTTP 200 application/json"),
+    (LISTING, answer(200, {"statusCode": 200, "data": None}), "not a listing"),
+    (LISTING, answer(200, {"data": [{"name": "LoyaltyAccount", "id_definition": "twelve"}], "meta": []}),
+     "no readable id"),
+    (LISTING, answer(200, {"data": [{"name": "LoyaltyAccount", "id_definition": 3, "unique_keys": 5,
+                                     "fields": "all", "relationships": [1, None]}], "meta": {"pagination": 1}}),
+     "unique_keys are 5"),
+    (r"^POST /v1/custom-data-definitions$", answer(200, {"statusCode": 200, "data": None}),
+     "POST /v1/custom-data-definitions answered HTTP 200 application/json"),
+    (r"^POST /v1/custom-data-definitions$", answer(201, "created"), "no id_definition"),
+])
+def test_a_setup_answer_of_the_wrong_shape_stops_setup_saying_what_was_called_and_what_came_back(
+        emulator: Emulator, route: str, action, expected: str):
+    with FaultProxy(emulator.base_url) as proxy, ShopiMindClient(proxy.base_url, emulator.api_key) as client:
+        proxy.add(route, action)
+        with pytest.raises(ShopiMindError) as info:
+            ensure_setup(client, event_types(load_program(DEFAULT_PROGRAM)))
+    assert expected in str(info.value), str(info.value)
+
+
+def test_an_event_type_listing_of_the_wrong_shape_stops_setup_clearly(emulator: Emulator, client):
+    types = event_types(load_program(DEFAULT_PROGRAM))
+    ensure_event_types(client, types)  # declared: the next setup lists them to check their schema
+    with FaultProxy(emulator.base_url) as proxy, ShopiMindClient(proxy.base_url, emulator.api_key) as via:
+        proxy.add(r"^GET /v1/events$", html(200))
+        with pytest.raises(ShopiMindError, match=r"GET /v1/events answered HTTP 200 text/html.*Service temporarily"):
+            ensure_event_types(via, types)
+        proxy.add(r"^GET /v1/events$", answer(200, {"data": [{"code_name": t.code_name, "properties": "?"}
+                                                             for t in types]}))
+        with pytest.raises(ShopiMindError, match=r"metaData.event_key is not declared"):
+            ensure_event_types(via, types)

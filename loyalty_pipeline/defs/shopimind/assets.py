@@ -205,20 +205,22 @@ def shopimind_accounts(context: dg.AssetExecutionContext, config: DeliveryConfig
             "problems": md_query(
                 con, "SELECT key AS customer_id, status, http_status, error FROM delivery_state "
                 "WHERE destination = $d AND kind = 'account' AND snapshot_date = $day "
-                "AND status IN ('rejected', 'failed') ORDER BY key LIMIT 10", {"d": destination, "day": day}),
+                "AND status IN ('rejected', 'failed', 'uncertain') ORDER BY key LIMIT 10",
+                {"d": destination, "day": day}),
             "delete_problems": md_query(
                 con, "SELECT key AS customer_id, status, http_status, error FROM delivery_state "
                 "WHERE destination = $d AND kind = 'account_delete' AND snapshot_date = $day "
                 "AND status IN ('rejected', 'failed', 'uncertain') ORDER BY key LIMIT 10",
                 {"d": destination, "day": day}),
         }
-    unsettled = stats["final"].get("failed", 0) + stats["not_attempted"]
+    unsettled = stats["final"].get("failed", 0) + stats["final"].get("uncertain", 0) + stats["not_attempted"]
     undeleted = left["final"].get("failed", 0) + left["final"].get("uncertain", 0) + left["not_attempted"]
     if unsettled or undeleted:
         problems = [f"{unsettled} LoyaltyAccount records were not acknowledged"] if unsettled else []
         problems += [f"the deletion of {undeleted} departed members' records was not acknowledged"] if undeleted else []
-        raise dg.Failure(description=f"{day}: {' and '.join(problems)} (transport errors, unreadable answers or "
-                                     "deadline); they are sent again by the next run", metadata=metadata)
+        raise dg.Failure(description=f"{day}: {' and '.join(problems)} (transport errors, the deadline, or a 2xx "
+                                     "answer that did not add up); they are sent again by the next run",
+                         metadata=metadata)
     yield dg.MaterializeResult(metadata=metadata)
 
 
