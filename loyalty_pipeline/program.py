@@ -91,6 +91,10 @@ class Program(_Strict):
     approaching_tier_threshold: int = Field(default=250, ge=0)
     approaching_cooldown_days: int = Field(default=7, ge=0)
     max_event_age_days: int = Field(default=3, ge=0)
+    # A member who leaves (opts out, or is missing from `removal_grace_days` consecutive exports) has its
+    # ShopiMind LoyaltyAccount deleted ("one row per enrolled customer"), or kept with `keep`.
+    on_leave: Literal["delete", "keep"] = "delete"
+    removal_grace_days: int = Field(default=3, ge=1)  # exports missed before an absent member is removed
     default_reason: str = "purchase"
     negative_balance_floor: int = -10_000
     # Event types can be switched off one by one: {"loyalty.tier_joined": false}.

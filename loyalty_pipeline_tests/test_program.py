@@ -24,6 +24,9 @@ def test_the_default_program_loads():
     ("tiers: [{name: A, rank: 1, threshold: 0}]\nsource: {platform: shopify}\n", "source.platform"),
     ("tiers: [{name: A, rank: 1, threshold: 0, aliases: [x]}, {name: B, rank: 2, threshold: 9, aliases: [X]}]\n",
      "alias 'X' names both A and B"),
+    ("tiers: [{name: A, rank: 1, threshold: 0}]\non_leave: archive\n", "on_leave: Input should be 'delete' or 'keep'"),
+    ("tiers: [{name: A, rank: 1, threshold: 0}]\nremoval_grace_days: 0\n", "removal_grace_days: Input should be "
+     "greater than or equal to 1"),
 ])
 def test_an_invalid_program_names_the_bad_key(tmp_path: Path, yaml_text: str, named: str):
     path = tmp_path / "program.yaml"
@@ -31,3 +34,11 @@ def test_an_invalid_program_names_the_bad_key(tmp_path: Path, yaml_text: str, na
     with pytest.raises(ProgramError) as err:
         load_program(path)
     assert str(path) in str(err.value) and named in str(err.value)
+
+
+def test_what_shopimind_does_with_members_who_leave_is_a_program_setting(tmp_path: Path):
+    path = tmp_path / "program.yaml"
+    path.write_text("tiers: [{name: A, rank: 1, threshold: 0}]\n")
+    assert (load_program(path).on_leave, load_program(path).removal_grace_days) == ("delete", 3)  # the seed's meaning
+    path.write_text("tiers: [{name: A, rank: 1, threshold: 0}]\non_leave: keep\nremoval_grace_days: 7\n")
+    assert (load_program(path).on_leave, load_program(path).removal_grace_days) == ("keep", 7)

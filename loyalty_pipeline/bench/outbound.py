@@ -108,7 +108,7 @@ RAW_ACCOUNTS = """
 SELECT s.customer_id,
        to_json({'contact_id': {'by': 'id_customer', 'value': s.customer_id}, 'points_balance': s.points_balance,
                 'tier': coalesce(s.tier, ''), 'tier_since': s.tier_since, 'next_expiry_date': s.next_expiry_date,
-                'next_expiry_amount': s.next_expiry_amount})::VARCHAR AS record
+                'next_expiry_amount': s.next_expiry_amount, 'customer_id': s.customer_id})::VARCHAR AS record
 FROM snapshots s LEFT JOIN account_sync_state a ON a.customer_id = s.customer_id
 WHERE s.snapshot_date = $day AND s.enrolled
   AND (a.customer_id IS NULL
@@ -118,10 +118,10 @@ ORDER BY s.customer_id"""
 
 RAW_EVENTS = """
 SELECT event_key, code_name,
-       '{"contact":' || CASE WHEN coalesce(email, '') <> '' THEN json_object('email', email)
-                             ELSE json_object('id_customer', customer_id) END
+       '{"contact":' || json_object('email', email)
        || ',"metaData":' || json_merge_patch(metadata, json_object('event_key', event_key)) || '}' AS body
-FROM loyalty_events WHERE snapshot_date = $day AND status = 'pending'
+FROM loyalty_events  -- without an email an event is unaddressable: the pipeline does not send it either
+WHERE snapshot_date = $day AND status = 'pending' AND coalesce(email, '') <> ''
 ORDER BY code_name, event_key"""
 
 

@@ -65,7 +65,7 @@ def prepare_base(args: dict) -> dict:
         con.execute("""
             INSERT INTO account_sync_state
             SELECT $destination, customer_id, snapshot_date, points_balance, coalesce(tier, ''), tier_since,
-                   next_expiry_date, next_expiry_amount, now()
+                   next_expiry_date, next_expiry_amount, now(), true
             FROM snapshots WHERE snapshot_date = $day AND enrolled""",
                     {"destination": args["destination"], "day": DAY1})
         con.execute("CHECKPOINT")

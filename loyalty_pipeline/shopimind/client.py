@@ -9,8 +9,10 @@ Every call ends in one of four outcomes, which is what the delivery log records:
 - `uncertain` a non-idempotent request (an event trigger) whose bytes may have reached the server
               but whose answer was lost: it must be reconciled against the event histories, not resent.
 
-The API key only ever goes into the `spm-api-key` header; errors are built from status codes, the
-API's messages and exception class names, and `scrub()` masks the key should it ever be echoed.
+The API key only ever goes into the `spm-api-key` header. Whatever comes back (the parsed body, an
+excerpt of a body that is not JSON, a transport error's text) passes the one `Scrubber` before a
+`Result` is made of it, so nothing downstream can store or log an echoed key. A body of any shape
+(HTML, a JSON array, nesting too deep to parse) is carried as it is, for the callers' readers to judge.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from urllib.parse import quote
 import httpx
 
 from .models import error_message
+from .scrub import Scrubber
 
 Outcome = Literal["ok", "rejected", "failed", "uncertain"]
 
@@ -47,17 +50,39 @@ class AuthError(ShopiMindError):
     pass
 
 
+EXCERPT_CHARS = 200  # of an answer, in error messages
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One HTTP answer as the rest of the pipeline may see it: scrubbed (see `ShopiMindClient._answer`)."""
+
+    status: int
+    body: Any  # the parsed JSON document; None when the body is not JSON (or is JSON null)
+    content_type: str  # media type only, e.g. "text/html"
+    excerpt: str  # the body's start, whitespace collapsed, for error messages
+
+
 @dataclass(frozen=True)
 class Result:
     outcome: Outcome
     status: int | None  # HTTP status of the last answer (None: no answer)
-    body: Any  # parsed JSON of the last answer, if any
-    error: str | None  # the API's message or the transport error, for logs and the sync log
+    body: Any  # parsed JSON of the last answer, if any (scrubbed)
+    error: str | None  # the API's message or the transport error, for logs and the sync log (scrubbed)
     requests: int  # HTTP requests made, retries included
+    call: str = ""  # "METHOD /path", for messages
+    answer: Answer | None = None  # the last answer, if any
 
     @property
     def ok(self) -> bool:
         return self.outcome == "ok"
+
+    def describe(self) -> str:
+        """What was called and what came back, for an error message (never the key: scrubbed)."""
+        if self.answer is None:
+            return f"{self.call} got no answer ({self.error or 'no detail'})"
+        excerpt = f": {self.answer.excerpt!r}" if self.answer.excerpt else " (empty body)"
+        return f"{self.call} answered HTTP {self.answer.status} {self.answer.content_type or 'with no type'}{excerpt}"
 
 
 class RateLimiter:
@@ -124,7 +149,7 @@ class ShopiMindClient:
         if not api_key:
             raise AuthError("no ShopiMind API key given")
         self.base_url = base_url.rstrip("/")
-        self._key = api_key
+        self._scrubber = Scrubber(api_key)
         self.max_retries = max_retries
         self.backoff_base_s, self.backoff_max_s = backoff_base_s, backoff_max_s
         self.deadline = time.monotonic() + deadline_s
@@ -153,7 +178,18 @@ class ShopiMindClient:
         self.close()
 
     def scrub(self, text: str) -> str:
-        return text.replace(self._key, "***") if self._key else text
+        return self._scrubber.text(text)
+
+    def _answer(self, response: httpx.Response) -> Answer:
+        """The chokepoint where API text enters the pipeline: parsed, then scrubbed whole."""
+        try:
+            body = self._scrubber.json(json.loads(response.content)) if response.content.strip() else None
+        except (ValueError, RecursionError):  # not JSON (or not UTF-8), or nested beyond reading
+            body = None
+        excerpt = " ".join(self.scrub(response.text).split())
+        content_type = response.headers.get("content-type", "").split(";")[0].strip()
+        return Answer(response.status_code, body, content_type,
+                      excerpt[:EXCERPT_CHARS] + ("…" if len(excerpt) > EXCERPT_CHARS else ""))
 
     def time_left(self) -> float:
         return self.deadline - time.monotonic()
@@ -174,30 +210,35 @@ class ShopiMindClient:
         if content is None and json_body is not None:
             content = json.dumps(json_body, ensure_ascii=False).encode()
         headers = {"Content-Type": "application/json"} if content is not None else None
+        call = f"{method} {path}"
         attempts = requests = 0
-        status: int | None = None
-        body: Any = None
+        answer: Answer | None = None
         error = "deadline reached before the first request"
+
+        def result(outcome: Outcome, error: str | None) -> Result:
+            status, body = (answer.status, answer.body) if answer else (None, None)
+            return Result(outcome, status, body, error, requests, call, answer)
+
         while True:
             if not self.limiter.acquire(self.deadline):
-                return Result("failed", status, body, f"run deadline reached; last error: {error}", requests)
+                return result("failed", f"run deadline reached; last error: {error}")
             requests += 1
             self._count("requests")
             wait: float | None = None
             try:
                 response = self._http.request(method, path, content=content, params=params, headers=headers)
             except _NOT_SENT as exc:
-                status, body, error = None, None, f"{type(exc).__name__}: {self.scrub(str(exc)) or 'no detail'}"
+                answer, error = None, f"{type(exc).__name__}: {self.scrub(str(exc)) or 'no detail'}"
             except _MAYBE_SENT as exc:
-                status, body, error = None, None, f"{type(exc).__name__}: {self.scrub(str(exc)) or 'no detail'}"
+                answer, error = None, f"{type(exc).__name__}: {self.scrub(str(exc)) or 'no detail'}"
                 if not idempotent:
-                    return Result("uncertain", None, None, error, requests)
+                    return result("uncertain", error)
             else:
-                status = response.status_code
-                body = _json(response)
+                answer = self._answer(response)
+                status = answer.status
                 if 200 <= status < 300:
-                    return Result("ok", status, body, None, requests)
-                error = self.scrub(error_message(body, f"HTTP {status}"))
+                    return result("ok", None)
+                error = error_message(answer.body, f"HTTP {status}")
                 if status == 429:
                     # Throttling is not a failure: it does not use the retry budget; the deadline bounds it.
                     self._count("throttled")
@@ -208,17 +249,17 @@ class ShopiMindClient:
                     raise AuthError(f"ShopiMind answered {status} ({error}): check SHOPIMIND_API_KEY and "
                                     f"SHOPIMIND_BASE_URL ({self.base_url})")
                 if status not in RETRYABLE_STATUSES:
-                    return Result("rejected", status, body, error, requests)
+                    return result("rejected", error)
                 if status == 504 and not idempotent:  # a gateway timeout says nothing of the upstream
-                    return Result("uncertain", status, body, error, requests)
+                    return result("uncertain", error)
                 wait = retry_after_seconds(response.headers.get("Retry-After"))
             attempts += 1
             if attempts > self.max_retries:
-                return Result("failed", status, body, f"{error} (after {requests} requests)", requests)
+                return result("failed", f"{error} (after {requests} requests)")
             self._count("retried")
             delay = wait if wait is not None else self._backoff(attempts)
             if time.monotonic() + delay > self.deadline:
-                return Result("failed", status, body, f"run deadline reached; last error: {error}", requests)
+                return result("failed", f"run deadline reached; last error: {error}")
             time.sleep(delay)
 
     # -- routes -------------------------------------------------------------------------------------
@@ -238,10 +279,3 @@ class ShopiMindClient:
 
     def histories(self, settings: dict[str, Any]) -> Result:
         return self.get("/v1/events/histories", params={"settings": json.dumps(settings)})
-
-
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None

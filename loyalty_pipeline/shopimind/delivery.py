@@ -4,8 +4,10 @@ DuckDB is only touched from the calling thread: candidates stream from a cursor 
 pool sends a chunk (sharing one client, one rate limit), and the chunk's outcomes are written in one
 transaction. Memory is flat in the number of members.
 
-Guarantees (DESIGN.md invariants 5-9):
-- a key is `sent` only on a 2xx for its request and its absence from `rejected_items`;
+Guarantees (DESIGN.md invariants 5-9, 15, 16):
+- a key is `sent` only on a 2xx for its request and its absence from `rejected_items`; a 2xx whose bulk
+  envelope does not add up (`read_bulk`) makes its batch `uncertain`: sent again by the next run;
+- a record or trigger body that cannot be built from a row is `rejected` with the reason, alone;
 - an event is committed `in_flight` before its request leaves; an `in_flight` or `uncertain` event is
   looked up in the event histories before anything is resent; `sent`/`rejected` events are never resent;
 - an account is sent only when its mapped values differ from the last acknowledged push, and only from
@@ -33,14 +35,19 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+from pydantic import ValidationError
 
 from ..warehouse.connection import bind, sql, transaction
 from .client import AuthError, Result, ShopiMindClient, ShopiMindError
 from .models import (
-    BulkResponse,
     ContactResolver,
     LoyaltyAccountRecord,
     TriggerBody,
+    Unaddressable,
+    invalid_payload,
+    read_bulk,
+    read_listing,
+    read_trigger,
     rejected_index,
     rejected_message,
 )
@@ -169,7 +176,8 @@ class Ledger:
         self.con.register("outcomes", table)
         try:
             with transaction(self.con):
-                for name in ("shopimind_state_merge", "shopimind_log_insert", "shopimind_ack_merge"):
+                for name in ("shopimind_state_merge", "shopimind_log_insert", "shopimind_ack_merge",
+                             "shopimind_delete_ack"):
                     statement = sql(name)
                     self.con.execute(statement, self._params(statement))
         finally:
@@ -212,7 +220,22 @@ def account_record(row: tuple) -> dict[str, Any]:
     return LoyaltyAccountRecord(
         contact_id=ContactResolver(by="id_customer", value=customer_id), points_balance=balance, tier=tier,
         tier_since=tier_since, next_expiry_date=expiry_date, next_expiry_amount=expiry_amount,
+        customer_id=customer_id,
     ).model_dump(mode="json")
+
+
+def _account_records(rows: list[tuple], day: dt.date) -> tuple[list[tuple[tuple, dict]], list[Outcome]]:
+    """Each row with its record. A row no record can be made of (a value the API's type cannot carry,
+    e.g. a date in year 99999) is `rejected` with the field and value, and never sent: one bad row
+    must not stop the others (it is not retried until its values change, or a replay)."""
+    built, refused = [], []
+    for row in rows:
+        try:
+            built.append((row, account_record(row)))
+        except ValidationError as exc:
+            refused.append(Outcome("account", row[0], day, row[0], None, "rejected", payload_hash=row[6],
+                                   error=f"not sent, the record cannot be built: {invalid_payload(exc)}"))
+    return built, refused
 
 
 class _BatchSize:
@@ -243,8 +266,16 @@ def _save(client: ShopiMindClient, id_definition: int, rows: list[tuple], record
                         payload_hash=r[6], fatal=True) for r in rows]
     if result.outcome in ("failed", "uncertain"):  # upserts are idempotent: failed, retried next run
         return [outcome(i, "failed", result, result.error) for i in range(len(rows))]
-    items = BulkResponse.model_validate(result.body).rejected_items if isinstance(result.body, dict) else []
-    if result.outcome == "rejected" and not items:
+    if result.ok:
+        rejected, problem = read_bulk(result.body, records)
+        if problem:  # ShopiMind may hold any, all or none of them: not acknowledged, sent again next run
+            error = f"2xx answer that does not add up ({problem}): {result.describe()}"
+            return [outcome(i, "uncertain", result, error) for i in range(len(rows))]
+        return [outcome(i, "rejected", result, rejected[i]) if i in rejected else outcome(i, "sent", result)
+                for i in range(len(rows))]
+    items = result.body.get("rejected_items") if isinstance(result.body, dict) else None
+    items = items if isinstance(items, list) else []
+    if not items:
         if len(rows) > 1 and _TOO_LARGE.search(result.error or ""):
             half = len(rows) // 2
             sizer.shrink(half)
@@ -256,25 +287,11 @@ def _save(client: ShopiMindClient, id_definition: int, rows: list[tuple], record
                             requests=result.requests, attempt_inc=1, payload_hash=r[6], fatal=True,
                             setup_gone=True) for r in rows]
         return [outcome(i, "rejected", result, result.error) for i in range(len(rows))]
-    rejected: dict[int, str] = {}
-    unmapped = []
-    for item in items:
-        index = rejected_index(item, records)
-        if index is None:
-            unmapped.append(rejected_message(item))
-        else:
-            rejected[index] = rejected_message(item)
-    out = []
-    for i in range(len(rows)):
-        if i in rejected:
-            out.append(outcome(i, "rejected", result, rejected[i]))
-        elif result.outcome == "rejected":  # a whole-request 400 listing items: the rest are refused too
-            out.append(outcome(i, "rejected", result, result.error))
-        elif unmapped:  # cannot tell which ones were refused: not acknowledged, sent again next run
-            out.append(outcome(i, "failed", result, f"unattributable rejected_items: {unmapped[0]}"))
-        else:
-            out.append(outcome(i, "sent", result))
-    return out
+    # A whole-request refusal listing items: each gets its own reason where it can be told, the rest
+    # are refused with the request.
+    reasons = {index: rejected_message(item) for item in items
+               if (index := rejected_index(item, records)) is not None}
+    return [outcome(i, "rejected", result, reasons.get(i, result.error)) for i in range(len(rows))]
 
 
 def _account_params(day: dt.date, destination: str) -> dict:
@@ -288,16 +305,19 @@ def preview_accounts(con: duckdb.DuckDBPyConnection, day: dt.date, destination: 
     actions = {a: n for (a, _), n in _actions(con, query, params, "NULL").items()}
     statement = f"SELECT {_ACCOUNT_COLUMNS} FROM ({query}) WHERE action = 'send' ORDER BY customer_id LIMIT $n"
     sample = con.execute(statement, bind(statement, {**params, "n": settings.samples})).fetchall()
-    return {"actions": actions, "samples": [account_record(r) for r in sample]}
+    built, refused = _account_records(sample, day)
+    return {"actions": actions, "samples": [record for _, record in built]
+            + [{"customer_id": o.key, "invalid": o.error} for o in refused]}
 
 
 def _save_all(pool: ThreadPoolExecutor, client: ShopiMindClient, id_definition: int, rows: list[tuple],
               day: dt.date, sizer: _BatchSize, gone_hint: str) -> list[Outcome]:
+    built, refused = _account_records(rows, day)
     size = sizer.size
-    batches = [rows[i:i + size] for i in range(0, len(rows), size)]
-    results = pool.map(lambda b: _save(client, id_definition, b, [account_record(r) for r in b], day, sizer,
-                                       gone_hint), batches)
-    return [o for batch in results for o in batch]
+    batches = [built[i:i + size] for i in range(0, len(built), size)]
+    results = pool.map(lambda b: _save(client, id_definition, [row for row, _ in b], [rec for _, rec in b], day,
+                                       sizer, gone_hint), batches)
+    return refused + [o for batch in results for o in batch]
 
 
 def deliver_accounts(con: duckdb.DuckDBPyConnection, client: ShopiMindClient, day: dt.date, destination: str,
@@ -347,8 +367,15 @@ _EVENT_COLUMNS = "event_key, snapshot_date, customer_id, email, code_name, metad
 
 
 def trigger_body(row: tuple) -> bytes:
-    key, _, customer_id, email, _, metadata = row[:6]
-    return TriggerBody.for_event(email, customer_id, json.loads(metadata), key).to_json()
+    """The triggerEvent body of an event row; ValueError (naming the field) when none can be made."""
+    key, _, _, email, _, metadata = row[:6]
+    values = json.loads(metadata) if isinstance(metadata, str) else None
+    if not isinstance(values, dict):
+        raise ValueError(f"metadata: must be a JSON object (got {metadata!r:.100})")
+    try:
+        return TriggerBody.for_event(email, values, key).to_json()
+    except ValidationError as exc:
+        raise ValueError(invalid_payload(exc)) from None
 
 
 def _trigger(client: ShopiMindClient, row: tuple, gone_hint: str = "event type undeclared during the run; re-run "
@@ -356,8 +383,11 @@ def _trigger(client: ShopiMindClient, row: tuple, gone_hint: str = "event type u
     key, day, customer_id, _, code_name, _ = row[:6]
     try:
         body = trigger_body(row)
+    except Unaddressable as exc:  # the selection leaves them out; never sent if one slips through
+        return Outcome("event", key, day, customer_id, code_name, "unaddressable", error=str(exc))
     except ValueError as exc:  # never sent: a payload the API would refuse anyway
-        return Outcome("event", key, day, customer_id, code_name, "rejected", error=f"invalid payload: {exc}")
+        return Outcome("event", key, day, customer_id, code_name, "rejected",
+                       error=f"not sent, the trigger cannot be built: {exc}")
     try:
         result = client.trigger(code_name, body)
     except AuthError as exc:
@@ -365,6 +395,11 @@ def _trigger(client: ShopiMindClient, row: tuple, gone_hint: str = "event type u
     if result.outcome == "rejected" and _SETUP_GONE.search(result.error or ""):
         return Outcome("event", key, day, customer_id, code_name, "failed", http_status=result.status,
                        error=f"{result.error}: {gone_hint}", requests=result.requests, fatal=True, setup_gone=True)
+    if result.ok and (problem := read_trigger(result.body)):
+        # A 2xx that is not ShopiMind's answer (a portal, a misrouted balancer): looked up, never trusted.
+        return Outcome("event", key, day, customer_id, code_name, "uncertain", http_status=result.status,
+                       error=f"2xx answer that is not ShopiMind's ({problem}): {result.describe()}",
+                       requests=result.requests)
     return Outcome("event", key, day, customer_id, code_name, _STATUS[result.outcome], http_status=result.status,
                    error=result.error, requests=result.requests)
 
@@ -381,8 +416,14 @@ def preview_events(con: duckdb.DuckDBPyConnection, day: dt.date, destination: st
     statement = (f"SELECT {_EVENT_COLUMNS} FROM ({query}) WHERE action = 'send' "
                  "ORDER BY snapshot_date, code_name, event_key LIMIT $n")
     sample = con.execute(statement, bind(statement, {**params, "n": settings.samples})).fetchall()
-    samples = [{"code_name": r[4], "body": json.loads(trigger_body(r))} for r in sample]
-    return {"actions": actions, "samples": samples}
+    return {"actions": actions, "samples": [_preview_trigger(r) for r in sample]}
+
+
+def _preview_trigger(row: tuple) -> dict[str, Any]:
+    try:
+        return {"code_name": row[4], "body": json.loads(trigger_body(row))}
+    except ValueError as exc:
+        return {"code_name": row[4], "event_key": row[0], "invalid": str(exc)}
 
 
 def _history_key(row: dict[str, Any]) -> str | None:
@@ -406,14 +447,13 @@ def _find_in_histories(client: ShopiMindClient, code_name: str, since: str, want
                        {"field": "date_creation", "operator": "GREATER_THAN_OR_EQUAL_TO", "values": since}],
         })
         requests += result.requests
-        if not result.ok or not isinstance(result.body, dict):
-            return None, requests, result.error or "unreadable event histories"
-        page = result.body.get("data") or []
-        found |= {k for row in page if isinstance(row, dict) and (k := _history_key(row)) in wanted}
-        pagination = (result.body.get("meta") or {}).get("pagination") or {}
-        if not page or not pagination.get("has_next_page"):
+        page = read_listing(result.body) if result.ok else None
+        if page is None:
+            return None, requests, result.error or f"unreadable event histories: {result.describe()}"
+        found |= {k for row in page.items if (k := _history_key(row)) in wanted}
+        if not page.more:
             break
-        offset += len(page)
+        offset += page.size
     return found, requests, None
 
 
@@ -512,6 +552,13 @@ def deliver_events(con: duckdb.DuckDBPyConnection, client: ShopiMindClient, day:
     for rows in _stream(con, stale, params, 10_000):
         ledger.record([Outcome("event", r[0], r[1], r[2], r[4], "suppressed_stale",
                                note="older than max_event_age_days when derived") for r in rows])
+    # Members ShopiMind cannot be addressed for (the trigger's contact takes an email, a phone or its own
+    # numeric id; the exports carry only the email): recorded once as unaddressable, never sent.
+    unaddressable = (f"SELECT {_EVENT_COLUMNS} FROM ({query}) WHERE action = 'unaddressable' "
+                     "AND NOT already_unaddressable")
+    for rows in _stream(con, unaddressable, params, 10_000):
+        ledger.record([Outcome("event", r[0], r[1], r[2], r[4], "unaddressable",
+                               error="no email or phone to address the contact by") for r in rows])
 
     select = (f"SELECT {_EVENT_COLUMNS} FROM ({query}) WHERE action = 'send' "
               "ORDER BY snapshot_date, code_name, event_key")

@@ -50,9 +50,13 @@ _FIELD_KEYS = frozenset({"name", "label", "type", "required", "description", "de
 _RELATIONSHIP_KEYS = frozenset({"sourceField", "targetSchemaType", "targetSchema", "targetField"})
 _EVENT_KEYS = frozenset({"name", "code_name", "properties"})
 _TRIGGER_KEYS = frozenset({"contact", "visitor", "metaData", "customData"})
-_TRIGGER_CONTACT_KEYS = frozenset({"id", "email", "phone", "id_customer", "customData"})
-_HISTORY_INT_FIELDS = frozenset({"id", "id_contact"})
-_HISTORY_FILTER_FIELDS = _HISTORY_INT_FIELDS | {"code_name", "date_creation", "status"}
+# The SDK's trigger type (sdk:src/types/events.ts): contact {id (a number), email, phone, customData}.
+_TRIGGER_CONTACT_KEYS = frozenset({"id", "email", "phone", "customData"})
+_VISITOR_KEYS = frozenset({"id", "customData"})
+# Event type `properties` (Unknown #9): the four validated slots and the target, each field spec typed.
+_PROPERTIES_KEYS = frozenset({"target", "metaData", "customData", "contact", "visitor"})
+_PROPERTY_SLOT_KEYS = frozenset({"customData"})
+_PROPERTY_FIELD_KEYS = frozenset({"name", "type", "required", "description"})
 
 
 @dataclass
@@ -235,17 +239,19 @@ def _event_slots(properties: dict[str, Json]) -> dict[str, list[dict[str, Json]]
 
 def _check_event_properties(properties: Json) -> dict[str, Json]:
     properties = _object(properties, "properties")
+    _reject_extra(properties, _PROPERTIES_KEYS, "properties.")
     if properties.get("target") not in (None, "contact", "visitor"):
         raise ApiError(400, "properties.target must be 'contact' or 'visitor'")
     for slot in ("contact", "visitor"):
         if slot in properties:
-            _object(properties[slot], f"properties.{slot}")
+            _reject_extra(_object(properties[slot], f"properties.{slot}"), _PROPERTY_SLOT_KEYS, f"properties.{slot}.")
     for slot, specs in _event_slots(properties).items():
         if not isinstance(specs, list):
             raise ApiError(400, f"properties.{slot} must be an array")
         for i, spec in enumerate(specs):
             where = f"properties.{slot}[{i}]"
             spec = _object(spec, where)
+            _reject_extra(spec, _PROPERTY_FIELD_KEYS, f"{where}.")
             if not isinstance(spec.get("name"), str) or not spec["name"]:
                 raise ApiError(400, f"{where}.name must be a non-empty string")
             if spec.get("type") not in EVENT_FIELD_TYPES:
@@ -302,28 +308,94 @@ def _listing(items: list[Json], limit: int, offset: int) -> dict[str, Json]:
     }
     return {
         "statusCode": 200,
-        "data": items[offset : offset + limit],
+        "data": copy.deepcopy(items[offset : offset + limit]),
         "meta": {"pagination": pagination, "generated_at": now_iso()},
     }
 
 
-def _history_filter(flt: Json) -> Callable[[dict[str, Json]], bool]:
-    """Compile one listEventHistories filter {field, values (comma string), operator}."""
-    flt = _object(flt, "filter item")
+# -- listings: one filter/order/projection engine for every listing route (Unknown #17, #20) ---------------
+
+FILTER_OPERATORS = (
+    "EQUALS", "NOT_EQUALS", "CONTAINS", "NOT_CONTAINS", "STARTS_WITH", "ENDS_WITH", "LESS_THAN",
+    "LESS_THAN_OR_EQUAL_TO", "GREATER_THAN", "GREATER_THAN_OR_EQUAL_TO", "IN", "NOT_IN", "LIKE", "BETWEEN",
+    "NOT_BETWEEN",
+)
+_MULTI_VALUE_OPERATORS = frozenset({"IN", "NOT_IN", "BETWEEN", "NOT_BETWEEN"})
+_FILTER_KEYS = frozenset({"field", "operator", "values"})
+_ORDER_KEYS = frozenset({"field", "type"})
+_LISTING_PARAMS = frozenset({"limit", "offset", "order", "fields", "filters"})
+_HISTORY_PARAMS = frozenset({"settings", "fields"})
+_HISTORY_SETTINGS = frozenset({"limit", "offset", "order", "filter"})
+
+# A listing's columns: name -> how a filter value is read for it (query strings carry text).
+Columns = dict[str, Callable[[Json], Json]]
+
+
+def _as_int(value: Json) -> int:
+    if isinstance(value, bool):
+        raise ValueError("boolean")
+    return int(str(value).strip()) if isinstance(value, str) else int(value)
+
+
+def _as_number(value: Json) -> float:
+    if isinstance(value, bool):
+        raise ValueError("boolean")
+    return float(value)
+
+
+def _as_text(value: Json) -> str:
+    return str(value).strip()
+
+
+def _as_bool(value: Json) -> bool:
+    if isinstance(value, bool):
+        return value
+    if str(value).strip().lower() in ("true", "1"):
+        return True
+    if str(value).strip().lower() in ("false", "0"):
+        return False
+    raise ValueError("not a boolean")
+
+
+_FIELD_COERCION = {"number": _as_int, "decimal": _as_number, "bool": _as_bool}
+
+
+def _like(pattern: str) -> re.Pattern[str]:
+    """SQL LIKE: % any run, _ one character, the rest literal."""
+    return re.compile("".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern), re.S)
+
+
+def _compile_filter(flt: Json, columns: Columns, where: str) -> Callable[[dict[str, Json]], bool]:
+    """One filter {field, operator, values}: multi-value operators take an array or a comma string."""
+    flt = _object(flt, where)
+    _reject_extra(flt, _FILTER_KEYS, f"{where}.")
     field, op, raw = flt.get("field"), flt.get("operator"), flt.get("values")
-    if field not in _HISTORY_FILTER_FIELDS:
-        raise ApiError(400, f"cannot filter on field {field!r}")
-    items = raw.split(",") if isinstance(raw, str) else raw if isinstance(raw, list) else [raw]
+    if field not in columns:
+        raise ApiError(400, f"{where}: cannot filter on field {field!r}")
+    if op not in FILTER_OPERATORS:
+        raise ApiError(400, f"{where}: unsupported filter operator {op!r}")
+    if op in _MULTI_VALUE_OPERATORS:
+        items = raw.split(",") if isinstance(raw, str) else raw if isinstance(raw, list) else [raw]
+    else:
+        items = raw if isinstance(raw, list) else [raw]
     try:
-        values = [int(v) if field in _HISTORY_INT_FIELDS else str(v).strip() for v in items if v is not None]
+        values = [columns[field](v) for v in items if v is not None]
     except (TypeError, ValueError):
-        raise ApiError(400, f"filter values for {field!r} must be integers") from None
-    if not values or (op in ("BETWEEN", "NOT_BETWEEN") and len(values) != 2):
-        raise ApiError(400, f"bad filter values for operator {op!r}")
+        raise ApiError(400, f"{where}: bad filter values for {field!r}") from None
+    expected = 2 if op in ("BETWEEN", "NOT_BETWEEN") else None if op in _MULTI_VALUE_OPERATORS else 1
+    if not values or (expected is not None and len(values) != expected):
+        raise ApiError(400, f"{where}: bad filter values for operator {op!r}")
     first = values[0]
+    text = str(first)
+    like = _like(text) if op == "LIKE" else None
     tests: dict[str, Callable[[Json], bool]] = {
         "EQUALS": lambda v: v == first,
         "NOT_EQUALS": lambda v: v != first,
+        "CONTAINS": lambda v: text in str(v),
+        "NOT_CONTAINS": lambda v: text not in str(v),
+        "STARTS_WITH": lambda v: str(v).startswith(text),
+        "ENDS_WITH": lambda v: str(v).endswith(text),
+        "LIKE": lambda v: like.fullmatch(str(v)) is not None,
         "IN": lambda v: v in values,
         "NOT_IN": lambda v: v not in values,
         "GREATER_THAN": lambda v: v > first,
@@ -333,11 +405,65 @@ def _history_filter(flt: Json) -> Callable[[dict[str, Json]], bool]:
         "BETWEEN": lambda v: values[0] <= v <= values[1],
         "NOT_BETWEEN": lambda v: not values[0] <= v <= values[1],
     }
-    if op not in tests:
-        raise ApiError(400, f"unsupported filter operator {op!r}")
-    negative = op.startswith("NOT_")
-    # A null column (e.g. id_contact of a visitor-only trigger) only satisfies negative operators.
-    return lambda row: negative if row[field] is None else tests[op](row[field])
+    test, negative = tests[op], op.startswith("NOT_")
+
+    def matches(row: dict[str, Json]) -> bool:
+        value = row.get(field)
+        if value is None:  # a null column (e.g. id_contact of a visitor trigger) only satisfies NOT_*
+            return negative
+        try:
+            return test(value)
+        except TypeError:  # a value of another type than the column's (e.g. a stringified id)
+            return negative
+    return matches
+
+
+def _json_param(query: Query, name: str) -> list[Json]:
+    """A listing parameter holding objects: URL-encoded JSON (an object or an array), repeatable."""
+    items: list[Json] = []
+    for raw in query.get(name, []):
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            raise ApiError(400, f"{name} must be URL-encoded JSON") from None
+        items += value if isinstance(value, list) else [value]
+    return items
+
+
+def _fields_param(query: Query) -> list[str] | None:
+    """`fields`: comma-separated or repeated; None = every column."""
+    names = [n.strip() for raw in query.get("fields", []) for n in raw.split(",") if n.strip()]
+    return names or None
+
+
+def _select(rows: list[dict[str, Json]], columns: Columns, *, filters: list[Json], order: list[Json],
+            fields: list[str] | None, limit: int, offset: int, filter_param: str = "filters") -> dict[str, Json]:
+    """Filter, sort, page and project `rows` into the listing envelope (of copies)."""
+    predicates = [_compile_filter(f, columns, f"{filter_param}[{i}]") for i, f in enumerate(filters)]
+    if unknown := [f for f in fields or [] if f not in columns]:
+        raise ApiError(400, f"fields: unknown field {unknown[0]!r}")
+    for i, item in enumerate(order):
+        _reject_extra(_object(item, f"order[{i}]"), _ORDER_KEYS, f"order[{i}].")
+        if item.get("field") not in columns:
+            raise ApiError(400, f"order[{i}]: cannot order on field {item.get('field')!r}")
+        if item.get("type", "asc") not in ("asc", "desc"):
+            raise ApiError(400, f"order[{i}].type must be 'asc' or 'desc'")
+    selected = [row for row in rows if all(p(row) for p in predicates)]
+    for item in reversed(order):  # stable sorts, least significant key first; nulls first
+        selected.sort(key=lambda r, f=item["field"]: (r.get(f) is not None, r.get(f)),
+                      reverse=item.get("type", "asc") == "desc")
+    if fields:
+        selected = [{name: row.get(name) for name in fields} for row in selected]
+    return _listing(selected, limit, offset)
+
+
+def _query_listing(query: Query, rows: list[dict[str, Json]], columns: Columns) -> Reply:
+    """A listing whose parameters are query-string ones (definitions, event types, records)."""
+    if unknown := sorted(set(query) - _LISTING_PARAMS):
+        raise ApiError(400, f"query parameter {unknown[0]!r} should not exist")
+    limit, offset = _query_page(query)
+    return 200, _select(rows, columns, filters=_json_param(query, "filters"), order=_json_param(query, "order"),
+                        fields=_fields_param(query), limit=limit, offset=offset)
 
 
 def _contact_key(by: str, value: Json) -> tuple[str, str]:
@@ -371,6 +497,8 @@ class _Store:
         self.definitions: dict[int, dict[str, Json]] = {}
         self.records: dict[int, list[dict[str, Json]]] = {}
         self.record_keys: dict[int, dict[str, dict[str, Json]]] = {}  # unique-key JSON -> row
+        self.record_ids: dict[int, int] = {}  # last auto-increment record id per definition
+        self.deleted_records: dict[int, list[dict[str, Json]]] = {}  # rows as they were when bulk-deleted
         self.events: dict[str, dict[str, Json]] = {}
         self.histories: list[dict[str, Json]] = []
         self.contacts: dict[int, dict[str, Json]] = {}
@@ -535,14 +663,16 @@ class _Store:
         }
         self.definitions[id_definition] = definition
         self.records[id_definition], self.record_keys[id_definition] = [], {}
+        self.record_ids[id_definition], self.deleted_records[id_definition] = 0, []
         return 200, {"statusCode": 200, "data": copy.deepcopy(definition)}
 
     def list_definitions(self, query: Query) -> Reply:
         # Listings stringify ids, as observed on the real API.
-        items = [
-            {**copy.deepcopy(d), "id_definition": str(d["id_definition"])} for d in self.definitions.values()
-        ]
-        return 200, _listing(items, *_query_page(query))
+        items = [{**d, "id_definition": str(d["id_definition"])} for d in self.definitions.values()]
+        columns = {"id_definition": _as_text, "name": _as_text, "status": _as_text, "description": _as_text,
+                   "created_at": _as_text, "updated_at": _as_text, "fields": _as_text, "relationships": _as_text,
+                   "unique_keys": _as_text}
+        return _query_listing(query, items, columns)
 
     def get_definition(self, raw_id: str) -> Reply:
         return 200, {"statusCode": 200, "data": copy.deepcopy(self._definition(raw_id))}
@@ -597,7 +727,7 @@ class _Store:
             for r in definition["relationships"]
             if r["targetSchemaType"] == "system" and r["targetSchema"] == "contacts"
         }
-        errors = [{"field": key, "message": "property should not exist"} for key in item if key not in specs]
+        errors: list[Json] = []
         values: dict[str, Json] = {}
         resolvers: dict[str, dict[str, Json]] = {}
         for name, spec in specs.items():
@@ -641,7 +771,8 @@ class _Store:
             row["fields"].update(values)
             row["updated_at"] = now
             return
-        row = {"id": len(rows) + 1, "fields": dict(values), "created_at": now, "updated_at": now}
+        self.record_ids[id_definition] += 1  # auto-increment: an id is never reused, even after a delete
+        row = {"id": self.record_ids[id_definition], "fields": dict(values), "created_at": now, "updated_at": now}
         rows.append(row)
         if key is not None:
             by_key[key] = row
@@ -657,6 +788,10 @@ class _Store:
             raise ApiError(400, "body must be a non-empty array of records")
         if definition["status"] != "active":
             raise ApiError(400, "custom data definition is not active")
+        fields = {f["name"] for f in definition["fields"]}
+        for index, item in enumerate(body):  # strict bodies: an undeclared property refuses the request
+            if isinstance(item, dict):
+                _reject_extra(item, fields, f"[{index}].")
         accepted, rejected = [], []
         for index, item in enumerate(body):
             values, errors = self._check_record(definition, item)
@@ -694,7 +829,46 @@ class _Store:
         ]
 
     def list_records(self, raw_id: str, query: Query) -> Reply:
-        return 200, _listing(copy.deepcopy(self._render_rows(self._definition(raw_id))), *_query_page(query))
+        """listCustomDataRecords: creation order by default; filters/order/fields on the record's columns."""
+        definition = self._definition(raw_id)
+        columns: Columns = {"id": _as_int, "created_at": _as_text, "updated_at": _as_text}
+        for spec in definition["fields"]:
+            columns[spec["name"]] = _FIELD_COERCION.get(spec["type"], _as_text)
+        return _query_listing(query, self._render_rows(definition), columns)
+
+    def bulk_delete_records(self, raw_id: str, body: Json) -> Reply:
+        """bulkDeleteCustomDataRecords: an array of record ids; unknown ids skipped (idempotent)."""
+        definition = self._definition(raw_id)
+        if not isinstance(body, list):
+            raise ApiError(400, "body must be a JSON array of record ids")
+        limit = self.config.max_records_per_call
+        if len(body) > limit:
+            raise ApiError(400, f"too many record ids in one call: {len(body)} (max {limit})")
+        if not body:
+            raise ApiError(400, "body must be a non-empty array of record ids")
+        if definition["status"] != "active":
+            raise ApiError(400, "custom data definition is not active")
+        ids, rejected = set(), []
+        for index, value in enumerate(body):
+            if _is_int(value) and value > 0 or isinstance(value, str) and value.isdigit() and int(value) > 0:
+                ids.add(int(value))
+            else:
+                rejected.append({"index": index, "payload": value,
+                                 "errors": [{"field": None, "message": "must be a positive integer record id"}]})
+        if not ids:
+            raise ApiError(400, "all record ids are invalid", sent_count=0, rejected_count=len(rejected),
+                           rejected_items=rejected)
+        id_definition = definition["id_definition"]
+        gone = [row for row in self.records[id_definition] if row["id"] in ids]
+        if gone:
+            rendered = {r["id"]: r for r in self._render_rows(definition)}
+            self.deleted_records[id_definition] += [rendered[row["id"]] for row in gone]
+            self.records[id_definition] = [row for row in self.records[id_definition] if row["id"] not in ids]
+            keys = self.record_keys[id_definition]
+            for key in [k for k, row in keys.items() if row["id"] in ids]:
+                del keys[key]
+        return 200, {"statusCode": 200, "sent_count": len(body) - len(rejected), "rejected_count": len(rejected),
+                     "rejected_items": rejected}
 
     # -- events ----------------------------------------------------------------------------------------
 
@@ -723,8 +897,10 @@ class _Store:
         return 200, {"statusCode": 200, "data": copy.deepcopy(event)}
 
     def list_events(self, query: Query) -> Reply:
-        items = [{**copy.deepcopy(e), "id_event": str(e["id_event"])} for e in self.events.values()]
-        return 200, _listing(items, *_query_page(query))
+        items = [{**e, "id_event": str(e["id_event"])} for e in self.events.values()]
+        columns = {"id_event": _as_text, "name": _as_text, "code_name": _as_text, "created_at": _as_text,
+                   "properties": _as_text}
+        return _query_listing(query, items, columns)
 
     def trigger_event(self, code_name: str, body: Json) -> Reply:
         event = self.events.get(code_name)
@@ -735,16 +911,17 @@ class _Store:
         contact = _object(body["contact"], "contact") if body.get("contact") is not None else {}
         visitor = _object(body["visitor"], "visitor") if body.get("visitor") is not None else {}
         _reject_extra(contact, _TRIGGER_CONTACT_KEYS, "contact.")
-        _reject_extra(visitor, frozenset({"id", "customData"}), "visitor.")
-        idents = {
-            k: contact[k] for k in ("id", "id_customer", "email", "phone") if contact.get(k) not in (None, "")
-        }
-        if "id" in idents:
-            if not (_is_int(idents["id"]) or str(idents["id"]).isdigit()):
-                raise ApiError(400, "contact.id must be an integer")
-            idents["id_contact"] = int(idents.pop("id"))
-        if not idents and visitor.get("id") in (None, ""):
-            raise ApiError(400, "contact (id, email, phone or id_customer) or visitor.id is required")
+        _reject_extra(visitor, _VISITOR_KEYS, "visitor.")
+        for key in ("email", "phone"):
+            _optional_str(contact, key, "contact.")
+        for where, target in (("contact", contact), ("visitor", visitor)):
+            if target.get("id") is not None and not _is_int(target["id"]):
+                raise ApiError(400, f"{where}.id must be a number (ShopiMind's id)")
+        idents = {k: contact[k] for k in ("email", "phone") if contact.get(k) not in (None, "")}
+        if contact.get("id") is not None:
+            idents["id_contact"] = contact["id"]
+        if not idents and visitor.get("id") is None:
+            raise ApiError(400, "contact (id, email or phone) or visitor.id is required")
         slots = _event_slots(event["properties"])
         _check_payload("metaData", body.get("metaData"), slots["metaData"])
         _check_payload("customData", body.get("customData"), slots["customData"])
@@ -775,23 +952,22 @@ class _Store:
             settings = json.loads(query.get("settings", ["{}"])[0])
         except ValueError:
             raise ApiError(400, "settings must be URL-encoded JSON") from None
+        if unknown := sorted(set(query) - _HISTORY_PARAMS):
+            raise ApiError(400, f"query parameter {unknown[0]!r} should not exist")
         settings = _object(settings, "settings")
+        _reject_extra(settings, _HISTORY_SETTINGS, "settings.")
         limit, offset = _page_params(settings.get("limit"), settings.get("offset"))
         filters = settings.get("filter") or []
-        predicates = [_history_filter(f) for f in (filters if isinstance(filters, list) else [filters])]
         order = settings.get("order") or [{"field": "date_creation", "type": "desc"}]
         order = order if isinstance(order, list) else [order]
-        for item in order:
-            if _object(item, "order item").get("field") not in ("id", "date_creation"):
-                raise ApiError(400, "order field must be 'id' or 'date_creation'")
-            if item.get("type", "asc") not in ("asc", "desc"):
-                raise ApiError(400, "order type must be 'asc' or 'desc'")
-        rows = [row for row in self.histories if all(p(row) for p in predicates)]
-        # Stable sorts from the least significant key; id breaks ties between rows of the same ms.
-        rows.sort(key=lambda r: r["id"], reverse=order[0].get("type", "asc") == "desc")
-        for item in reversed(order):
-            rows.sort(key=lambda r, f=item["field"]: r[f], reverse=item.get("type", "asc") == "desc")
-        return 200, _listing(copy.deepcopy(rows), limit, offset)
+        # id breaks ties between rows of the same millisecond, in the direction of the first key.
+        rows = sorted(self.histories, key=lambda r: r["id"],
+                      reverse=isinstance(order[0], dict) and order[0].get("type", "asc") == "desc")
+        columns = {"id": _as_int, "id_contact": _as_int, "code_name": _as_text, "date_creation": _as_text,
+                   "status": _as_text}
+        return 200, _select(rows, columns, filters=filters if isinstance(filters, list) else [filters],
+                            order=order, fields=_fields_param(query), limit=limit, offset=offset,
+                            filter_param="filter")
 
     # -- inspection ------------------------------------------------------------------------------------
 
@@ -803,6 +979,7 @@ class _Store:
             {
                 "definitions": list(self.definitions.values()),
                 "records": {str(i): self._render_rows(d) for i, d in self.definitions.items()},
+                "deleted_records": {str(i): rows for i, rows in self.deleted_records.items()},
                 "events": list(self.events.values()),
                 "triggered": triggered,
                 "histories": self.histories,
@@ -830,6 +1007,11 @@ _V1_ROUTES: list[tuple[str, str, Handler]] = [
     ("DELETE", "/v1/custom-data-definitions/{id}", lambda s, p, q, b: s.delete_definition(p[0])),
     ("POST", "/v1/custom-data-records/{id}", lambda s, p, q, b: s.save_records(p[0], b)),
     ("GET", "/v1/custom-data-records/{id}", lambda s, p, q, b: s.list_records(p[0], q)),
+    (
+        "POST",
+        "/v1/custom-data-records/{id}/bulk-delete",
+        lambda s, p, q, b: s.bulk_delete_records(p[0], b),
+    ),
     ("POST", "/v1/events", lambda s, p, q, b: s.create_event(b)),
     ("GET", "/v1/events", lambda s, p, q, b: s.list_events(q)),
     ("GET", "/v1/events/histories", lambda s, p, q, b: s.list_histories(q)),

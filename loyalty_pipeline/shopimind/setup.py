@@ -22,7 +22,7 @@ from typing import Any
 import duckdb
 
 from .client import Result, ShopiMindClient, ShopiMindError
-from .models import LOYALTY_ACCOUNT, CustomDataDefinition, EventType
+from .models import LOYALTY_ACCOUNT, CustomDataDefinition, EventType, read_int, read_listing
 
 PAGE = 100  # the API's largest page; above it silently falls back to 10
 
@@ -47,21 +47,37 @@ def _require(result: Result, what: str) -> Any:
     return result.body
 
 
+def _unexpected(result: Result, what: str, problem: str) -> ShopiMindError:
+    """A 2xx setup cannot use: what was called, what came back (scrubbed excerpt), what is missing."""
+    return ShopiMindError(f"ShopiMind setup: {what}: {result.describe()} ({problem}). Is SHOPIMIND_BASE_URL "
+                          "the ShopiMind API, with nothing answering in its place?")
+
+
+def _objects(value: Any) -> list[dict[str, Any]]:
+    """The objects of a list in an answer (fields, relationships...); nothing when it is not a list."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
 def _list_all(client: ShopiMindClient, path: str, what: str) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     offset = 0
     while True:
-        body = _require(client.get(path, {"limit": PAGE, "offset": offset}), what)
-        page = (body.get("data") or []) if isinstance(body, dict) else []
-        items += [item for item in page if isinstance(item, dict)]
-        pagination = (body.get("meta") or {}).get("pagination") or {}
-        if not page or not pagination.get("has_next_page"):
+        result = client.get(path, {"limit": PAGE, "offset": offset})
+        page = read_listing(_require(result, what))
+        if page is None:
+            raise _unexpected(result, what, "not a listing {data: [...], meta: {pagination}}")
+        items += page.items
+        if not page.more:
             return items
-        offset += len(page)
+        offset += page.size
 
 
 def _definition_id(item: dict[str, Any]) -> int:
-    return int(item.get("id_definition", item.get("id")))  # listings stringify ids
+    id_definition = read_int(item.get("id_definition", item.get("id")))  # listings stringify ids
+    if id_definition is None:
+        raise ShopiMindError(f"ShopiMind setup: definition {str(item.get('name'))[:100]!r} is listed with no "
+                             f"readable id ({str(item.get('id_definition', item.get('id')))[:50]!r})")
+    return id_definition
 
 
 def ensure_definition(client: ShopiMindClient, wanted: CustomDataDefinition = LOYALTY_ACCOUNT
@@ -75,15 +91,20 @@ def ensure_definition(client: ShopiMindClient, wanted: CustomDataDefinition = LO
         created = client.post("/v1/custom-data-definitions", wanted.model_dump())
         if created.status == 400 and "already used" in (created.error or ""):
             return ensure_definition(client, wanted)  # created concurrently since the listing
-        data = (_require(created, f"creating definition {wanted.name}") or {}).get("data") or {}
-        return _definition_id(data), "created"
+        what = f"creating definition {wanted.name}"
+        body = _require(created, what)
+        data = body.get("data") if isinstance(body, dict) else None
+        id_definition = read_int(data.get("id_definition", data.get("id"))) if isinstance(data, dict) else None
+        if id_definition is None:
+            raise _unexpected(created, what, "no id_definition in its data")
+        return id_definition, "created"
     found.sort(key=lambda d: (d.get("status") != "active", _definition_id(d)))
     current = found[0]
     id_definition, action = _definition_id(current), "found"
     _check_compatible(current, wanted)
-    have = {f.get("name") for f in current.get("fields") or []}
+    have = {str(f.get("name")) for f in _objects(current.get("fields"))}
     missing = [f.model_dump() for f in wanted.fields if f.name not in have]
-    have_rel = {r.get("sourceField", r.get("source_field")) for r in current.get("relationships") or []}
+    have_rel = {str(r.get("sourceField", r.get("source_field"))) for r in _objects(current.get("relationships"))}
     missing_rel = [r.model_dump() for r in wanted.relationships if r.sourceField not in have_rel]
     if missing or missing_rel:
         _require(client.request("PATCH", f"/v1/custom-data-definitions/{id_definition}/extend",
@@ -100,13 +121,13 @@ def ensure_definition(client: ShopiMindClient, wanted: CustomDataDefinition = LO
 def _check_compatible(current: dict[str, Any], wanted: CustomDataDefinition) -> None:
     problems = []
     keys = current.get("unique_keys")
-    if keys is not None and sorted(keys) != sorted(wanted.unique_keys):
-        problems.append(f"unique_keys are {keys}, expected {wanted.unique_keys}")
-    types = {f.get("name"): f.get("type") for f in current.get("fields") or []}
+    if keys is not None and (not isinstance(keys, list) or sorted(map(str, keys)) != sorted(wanted.unique_keys)):
+        problems.append(f"unique_keys are {str(keys)[:100]}, expected {wanted.unique_keys}")
+    types = {str(f.get("name")): f.get("type") for f in _objects(current.get("fields"))}
     for f in wanted.fields:
         if f.name in types and types[f.name] != f.type:
             problems.append(f"field {f.name} is {types[f.name]}, expected {f.type}")
-    for rel in current.get("relationships") or []:
+    for rel in _objects(current.get("relationships")):
         source = rel.get("sourceField", rel.get("source_field"))
         target = rel.get("targetSchema", rel.get("target_schema"))
         for mine in wanted.relationships:
@@ -132,7 +153,7 @@ def ensure_event_types(client: ShopiMindClient, event_types: list[EventType]) ->
             _require(result, f"declaring event type {event_type.code_name}")
     existing = [e for e in event_types if actions[e.code_name] == "exists"]
     if existing:
-        declared = {e.get("code_name"): e for e in _list_all(client, "/v1/events", "listing event types")}
+        declared = {str(e.get("code_name")): e for e in _list_all(client, "/v1/events", "listing event types")}
         problems = [p for e in existing for p in _event_problems(e, declared.get(e.code_name))]
         if problems:
             raise ShopiMindError("ShopiMind event types exist with another metaData schema: "
@@ -144,7 +165,9 @@ def ensure_event_types(client: ShopiMindClient, event_types: list[EventType]) ->
 def _event_problems(wanted: EventType, current: dict[str, Any] | None) -> list[str]:
     if current is None:
         return [f"{wanted.code_name}: answered 'exists' but is not listed"]
-    theirs = {f.get("name"): f for f in (current.get("properties") or {}).get("metaData") or []}
+    properties = current.get("properties")
+    declared = _objects(properties.get("metaData") if isinstance(properties, dict) else None)
+    theirs = {str(f.get("name")): f for f in declared}
     ours = {f["name"]: f for f in wanted.properties.get("metaData") or []}
     problems = []
     for name, spec in ours.items():

@@ -43,6 +43,7 @@ def test_the_readme_analyst_queries_answer_from_analytics_duckdb(tmp_path: Path)
     assert [(str(r[0]), *r[1:]) for r in tiers] == [(days[0], 2, 0), (days[1], 1, 1)]   # Bronze, Silver
     assert [(r[1], r[3], r[4]) for r in upgrades] == [("C1", "Bronze", "Silver")]
     assert liability == [("Bronze", 1, 150, 0), ("Silver", 1, 1200, 0)]
-    # (type, sent, suppressed, rejected, to_retry, not_sent_yet): C1's upgrade, C1's and C2's points, sent once
-    assert events == [("loyalty.points_earned", 2, 0, 0, 0, 0), ("loyalty.tier_upgraded", 1, 0, 0, 0, 0)]
+    # (type, sent, suppressed, unaddressable, rejected, to_retry, not_sent_yet): C1's upgrade, C1's and C2's
+    # points, sent once
+    assert events == [("loyalty.points_earned", 2, 0, 0, 0, 0, 0), ("loyalty.tier_upgraded", 1, 0, 0, 0, 0, 0)]
     assert {(str(r[0]), r[2], r[3]) for r in quarantine} == {(days[0], "missing_id", 1), (days[1], "unknown_tier", 1)}

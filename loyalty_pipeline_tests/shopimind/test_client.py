@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from urllib.parse import quote, quote_plus
 
 import httpx
 import pytest
@@ -128,3 +129,46 @@ def test_against_the_emulator_a_rate_limited_burst_all_gets_through():
         assert {r.outcome for r in results} == {"ok"}
         assert len(emu.state()["histories"]) == 30
         assert c.stats["throttled"] > 0  # the storm happened, and cost no retry budget
+
+
+# A key in which every echoed form differs: raw, JSON-escaped, URL-encoded (quote, quote_plus, lower hex).
+ODD_KEY = 'odd"key/with+plus&back\\slash-0123456789'
+ODD_FORMS = (ODD_KEY, json.dumps(ODD_KEY)[1:-1], quote(ODD_KEY, safe=""), quote_plus(ODD_KEY),
+             quote(ODD_KEY, safe="").lower())
+
+
+def echoing(status: int, content_type: str = "application/json") -> httpx.MockTransport:
+    """A server that echoes the request's key in every form, everywhere in its answer."""
+    def handle(request: httpx.Request) -> httpx.Response:
+        key = request.headers["spm-api-key"]
+        headers = json.dumps(dict(request.headers))  # JSON text inside a string: the JSON-escaped form
+        if content_type != "application/json":
+            text = f"<html>{key} {headers} {quote(key, safe='')} {quote_plus(key)}</html>"
+            return httpx.Response(status, text=text, headers={"content-type": content_type})
+        body = {"statusCode": status, "message": f"request headers: {headers}", "sent_count": 0,
+                "rejected_count": 1, key: [quote(key, safe="").lower()],
+                "rejected_items": [{"index": 0, "payload": {"k": key},
+                                    "errors": [{"field": "contact_id", "message": f"{key} {quote_plus(key)}"}]}]}
+        return httpx.Response(status, json=body)
+    return httpx.MockTransport(handle)
+
+
+@pytest.mark.parametrize(("status", "content_type"), [(200, "application/json"), (400, "application/json"),
+                                                       (200, "text/html"), (502, "text/html")])
+def test_everything_an_answer_carries_is_scrubbed_before_anything_reads_it(status: int, content_type: str):
+    c = ShopiMindClient("https://api.test", ODD_KEY, transport=echoing(status, content_type), max_retries=0,
+                        deadline_s=5)
+    for result in (c.save_records(1, b"[]"), c.get("/v1/custom-data-definitions"), c.trigger("x", b"{}")):
+        assert not [form for form in ODD_FORMS if form in repr(result)], repr(result)
+        seen = repr(result) + result.describe()  # what error messages quote of an answer
+        assert "***" in seen and not [form for form in ODD_FORMS if form in seen], seen
+
+
+@pytest.mark.parametrize("body", [b"<html>maintenance</html>", b"[1, 2]", b"null", b'"text"', b"",
+                                  b"[" * 100_000 + b"]" * 100_000, b"\xff\xfe not utf-8"])
+def test_any_body_gives_a_result_and_never_breaks_the_client(body: bytes):
+    transport = httpx.MockTransport(lambda r: httpx.Response(200, content=body))
+    result = client(transport).get("/v1/events")
+    assert (result.outcome, result.status) == ("ok", 200)
+    assert result.body is None or not isinstance(result.body, dict)
+    assert "HTTP 200" in result.describe() and "GET /v1/events" in result.describe()

@@ -17,7 +17,7 @@ from loyalty_pipeline.shopimind import setup as bootstrap  # not setup_module: a
 from loyalty_pipeline.shopimind.delivery import replay
 from loyalty_pipeline.shopimind.emulator import Emulator
 from loyalty_pipeline.warehouse.connection import connect
-from loyalty_pipeline_tests.harness import DEFAULT_PROGRAM, account, failure_messages
+from loyalty_pipeline_tests.harness import DEFAULT_PROGRAM, Pipeline, account, failure_messages
 from loyalty_pipeline_tests.shopimind.helpers import (
     RECORDS_ROUTE,
     TRIGGER_ROUTE,
@@ -49,12 +49,15 @@ def test_happy_path_over_the_sample_program(tmp_path: Path, emulator: Emulator):
     days = [(end - dt.timedelta(days=n)).isoformat() for n in (3, 2, 1, 0)]
     for day in days:
         pipe.run(day)
-    # One LoyaltyAccount per enrolled member with the newest state. Members who opted out keep the
-    # record last acknowledged while they were members (the definition has no "enrolled" field).
+    # One LoyaltyAccount per enrolled member with the newest state. Members who opted out lost theirs;
+    # only members missing from fewer than removal_grace_days exports may still hold one.
     held = records_by_customer(emulator)
     newest = expected_records(pipe, days[-1])
     assert {c: held[c] for c in newest} == newest
     assert all(len(rows) == 1 for rows in held.values())
+    not_enrolled = {c for (c,) in pipe.query("SELECT customer_id FROM snapshots WHERE snapshot_date = $d "
+                                             "AND NOT enrolled", {"d": days[-1]})}
+    assert not_enrolled and not not_enrolled & set(held)
     # Exactly the pending events of loyalty_events, each once; none of the stale baseline ones.
     pending = pending_keys(pipe)
     assert len(pending) > 20 and set(pending.values()) == {1}
@@ -287,3 +290,26 @@ def test_a_definition_deleted_again_during_the_retry_fails_the_run_clearly(tmp_p
     again = pipe.run(D2)  # the next run sets it up again and delivers
     assert materialization(again, "shopimind_accounts")["accounts/sent"] == 2
     assert live_records(emulator) == {"C1": (1200, "Silver"), "C2": (150, "Bronze")}
+
+
+def test_a_record_that_cannot_be_built_is_rejected_with_its_key_and_field_and_the_rest_are_sent(
+        tmp_path: Path, emulator: Emulator):
+    """A value no LoyaltyAccount can carry (year 99999: DuckDB holds it, Python's date cannot), written
+    straight into the snapshot as if ingest had let it through: one member, not the run, pays for it."""
+    Pipeline(tmp_path, today=TODAY).write_accounts(D1, [account(c) for c in ("C1", "C2", "C3")])
+    Pipeline(tmp_path, today=TODAY).run(D1)  # ingest only: no ShopiMind resource
+    con = connect(tmp_path / "warehouse" / "loyalty.duckdb")
+    con.execute("UPDATE snapshots SET tier_since = DATE '99999-01-01' WHERE customer_id = 'C2'")
+    con.close()
+    pipe = delivery_pipeline(tmp_path, emulator, today=TODAY)
+    result = pipe.run(D1)
+    meta = materialization(result, "shopimind_accounts")
+    assert (meta["accounts/sent"], meta["accounts/rejected"]) == (2, 1)
+    assert sorted(records_by_customer(emulator)) == ["C1", "C3"]
+    [(key, status, error)] = pipe.query("SELECT key, status, error FROM delivery_state WHERE status <> 'sent'")
+    assert (key, status) == ("C2", "rejected")
+    assert error.startswith("not sent, the record cannot be built: tier_since") and "99999-01-01" in error
+    assert "C2" in meta["problems"] and "tier_since" in meta["problems"]
+    calls = route_calls(emulator, RECORDS_ROUTE)
+    pipe.run(D1)  # the same bad value is not retried blindly
+    assert route_calls(emulator, RECORDS_ROUTE) == calls

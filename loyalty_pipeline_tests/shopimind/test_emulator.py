@@ -198,12 +198,13 @@ def test_bulk_save_whole_request_rejections(api: httpx.Client) -> None:
     not_array = api.post(url, json=account("C1", 1))
     assert (not_array.status_code, not_array.json()["statusCode"]) == (400, 400)
 
-    all_bad = api.post(url, json=[{**account("C1", 1), "extra": 1}, {"tier": "Gold"}])
+    all_bad = api.post(url, json=[{**account("C1", 1), "points_balance": None}, {"tier": "Gold"}])
     assert all_bad.status_code == 400
     assert [item["index"] for item in all_bad.json()["rejected_items"]] == [0, 1]
-    assert all_bad.json()["rejected_items"][0]["errors"] == [
-        {"field": "extra", "message": "property should not exist"}
-    ]
+    assert all_bad.json()["rejected_items"][0]["errors"] == [{"field": "points_balance", "message": "is required"}]
+    # Strict bodies: an undeclared property refuses the whole request, naming it (not one item).
+    extra = api.post(url, json=[account("C1", 1), {**account("C2", 2), "extra": 1}])
+    assert (extra.status_code, extra.json()["message"]) == (400, "property [1].extra should not exist")
 
     typed = api.post(url, json=[{**account("C1", 1), "points_balance": 1.5}, account("C2", 2)])
     assert typed.json()["rejected_items"][0]["errors"][0]["field"] == "points_balance"
@@ -257,7 +258,7 @@ def test_event_declaration_and_trigger_validation(api: httpx.Client, emulator: E
 
     # code_name is URL-decoded from the path.
     assert api.post("/events", json={"name": "Spaced", "code_name": "loyalty spaced"}).status_code == 200
-    assert trigger(api, "loyalty%20spaced", {"id_customer": "C1"}, {}).status_code == 200
+    assert trigger(api, "loyalty%20spaced", {"email": "c1@example.com"}, {}).status_code == 200
 
     state = emulator.state()
     assert state["triggered"] == {"loyalty.points_earned": 1, "loyalty spaced": 1}
@@ -269,10 +270,10 @@ def test_histories_filter_order_and_pagination(api: httpx.Client) -> None:
     api.post("/events", json=POINTS_EARNED)
     api.post("/events", json=TIER_UPGRADED)
     for i in range(3):
-        trigger(api, "loyalty.points_earned", {"id_customer": f"C{i}"}, earned(10 * i))
+        trigger(api, "loyalty.points_earned", {"email": f"c{i}@example.com"}, earned(10 * i))
     for i in range(2):
         trigger(
-            api, "loyalty.tier_upgraded", {"id_customer": f"C{i}"}, {"previous_tier": "S", "new_tier": "G"}
+            api, "loyalty.tier_upgraded", {"email": f"c{i}@example.com"}, {"previous_tier": "S", "new_tier": "G"}
         )
 
     default = histories(api)
@@ -398,7 +399,7 @@ def test_concurrent_clients_and_reset(emulator: Emulator, control: httpx.Client)
             for i in range(10):
                 response = client.post(
                     "/events/trigger/loyalty.tier_upgraded",
-                    json={"contact": {"id_customer": f"C{n}-{i}"}, "metaData": meta},
+                    json={"contact": {"email": f"c{n}-{i}@example.com"}, "metaData": meta},
                 )
                 assert response.status_code == 200
 
@@ -414,3 +415,141 @@ def test_concurrent_clients_and_reset(emulator: Emulator, control: httpx.Client)
 
     assert control.post("/reset").json() == {"reset": True}
     assert control.get("/state").json()["histories"] == []
+
+
+# -- listing records, deleting them, and strict bodies ---------------------------------------------------
+
+KEYED_ACCOUNT = {**LOYALTY_ACCOUNT, "fields": [*LOYALTY_ACCOUNT["fields"],
+                                               {"name": "customer_id", "label": "Customer", "type": "text",
+                                                "required": False}]}
+
+
+def keyed(customer: str, balance: int) -> dict[str, Any]:
+    return {**account(customer, balance), "customer_id": customer}
+
+
+def keyed_definition(api: httpx.Client, customers: int) -> tuple[int, str]:
+    """A LoyaltyAccount with a customer_id field and records C1..Cn (balance 10 x n, ids 1..n)."""
+    id_definition = api.post("/custom-data-definitions", json=KEYED_ACCOUNT).json()["data"]["id_definition"]
+    url = f"/custom-data-records/{id_definition}"
+    saved = api.post(url, json=[keyed(f"C{n}", 10 * n) for n in range(1, customers + 1)])
+    assert saved.json()["sent_count"] == customers
+    return id_definition, url
+
+
+def test_records_listing_filters_projects_orders_and_pages(api: httpx.Client) -> None:
+    _, url = keyed_definition(api, 5)
+
+    def listed(*filters: dict[str, Any], **params: Any) -> list[Any]:
+        query = {"filters": json.dumps(list(filters)), **params} if filters else params
+        response = api.get(url, params=query)
+        assert response.status_code == 200, response.text
+        return [r["customer_id"] for r in response.json()["data"]]
+
+    def where(field: str, operator: str, values: Any) -> dict[str, Any]:
+        return {"field": field, "operator": operator, "values": values}
+
+    # The lookup the pipeline makes: by customer_id, IN an array, only id and customer_id back.
+    page = api.get(url, params={"filters": json.dumps([where("customer_id", "IN", ["C4", "C2", "nobody"])]),
+                                "fields": "id,customer_id", "limit": 100})
+    assert page.json()["data"] == [{"id": 2, "customer_id": "C2"}, {"id": 4, "customer_id": "C4"}]
+    assert listed(where("customer_id", "EQUALS", "C3")) == ["C3"]
+    assert listed(where("customer_id", "IN", "C1,C5")) == ["C1", "C5"]  # a comma string works too
+    assert listed(where("customer_id", "NOT_IN", ["C1", "C2"])) == ["C3", "C4", "C5"]
+    assert listed(where("points_balance", "GREATER_THAN", "25")) == ["C3", "C4", "C5"]  # typed per field
+    assert listed(where("points_balance", "BETWEEN", [20, 40])) == ["C2", "C3", "C4"]
+    assert listed(where("points_balance", "NOT_BETWEEN", "20,40")) == ["C1", "C5"]
+    assert listed(where("customer_id", "LIKE", "C_"), where("id", "LESS_THAN_OR_EQUAL_TO", 2)) == ["C1", "C2"]
+    assert listed(where("tier", "CONTAINS", "ol"), where("customer_id", "ENDS_WITH", "5")) == ["C5"]
+    assert listed(where("customer_id", "STARTS_WITH", "X")) == []
+    # order, paging, a repeated `fields` parameter
+    response = api.get(url, params={"order": json.dumps([{"field": "points_balance", "type": "desc"}]),
+                                    "limit": 2, "offset": 1, "fields": ["id", "tier"]}).json()
+    assert response["data"] == [{"id": 4, "tier": "Gold"}, {"id": 3, "tier": "Gold"}]
+    assert (response["meta"]["pagination"]["total_items"], response["meta"]["pagination"]["has_next_page"]) == (5, True)
+
+    refused = {
+        "cannot filter on field 'contact'": {"filters": json.dumps([where("contact", "EQUALS", "1")])},
+        "unsupported filter operator 'ILIKE'": {"filters": json.dumps([where("tier", "ILIKE", "g%")])},
+        "property filters[0].value should not exist": {
+            "filters": json.dumps([{"field": "tier", "operator": "EQUALS", "value": "Gold"}])},
+        "bad filter values for 'points_balance'": {"filters": json.dumps([where("points_balance", "EQUALS", "x")])},
+        "unknown field 'email'": {"fields": "id,email"},
+        "query parameter 'filter' should not exist": {"filter": "[]"},
+    }
+    for message, params in refused.items():
+        response = api.get(url, params=params)
+        assert response.status_code == 400 and message in response.json()["message"], (message, response.text)
+
+
+def test_bulk_delete_takes_record_ids_skips_unknown_ones_and_never_reuses_an_id(api: httpx.Client,
+                                                                               emulator: Emulator) -> None:
+    id_definition, url = keyed_definition(api, 3)
+    delete = f"{url}/bulk-delete"
+
+    first = api.post(delete, json=[1, 3, 99])
+    assert first.json() == {"statusCode": 200, "sent_count": 3, "rejected_count": 0, "rejected_items": []}
+    assert [r["id"] for r in api.get(url).json()["data"]] == [2]
+    again = api.post(delete, json=[1, 3])  # idempotent: already gone, skipped
+    assert (again.status_code, again.json()["sent_count"]) == (200, 2)
+    assert [r["id"] for r in api.get(url).json()["data"]] == [2]
+
+    mixed = api.post(delete, json=["2", "x", -1]).json()  # listings stringify ids: "2" is an id
+    assert (mixed["sent_count"], mixed["rejected_count"]) == (1, 2)
+    assert [(i["index"], i["payload"]) for i in mixed["rejected_items"]] == [(1, "x"), (2, -1)]
+    assert api.get(url).json()["data"] == []
+
+    for body, message in (([None, "y"], "all record ids are invalid"), ({"ids": [1]}, "must be a JSON array"),
+                          ([], "non-empty array"), (list(range(1, 22)), "too many record ids in one call: 21")):
+        response = api.post(delete, json=body)
+        assert response.status_code == 400 and message in response.json()["message"], body
+
+    assert api.post(url, json=[keyed("C1", 7)]).json()["sent_count"] == 1
+    assert [r["id"] for r in api.get(url).json()["data"]] == [4]  # auto-increment: 1 is never reused
+    deleted = emulator.state()["deleted_records"][str(id_definition)]
+    assert [(r["id"], r["customer_id"]) for r in deleted] == [(1, "C1"), (3, "C3"), (2, "C2")]
+
+    assert api.patch(f"/custom-data-definitions/{id_definition}/deactivate").status_code == 200
+    inactive = api.post(delete, json=[4])
+    assert (inactive.status_code, inactive.json()["message"]) == (400, "custom data definition is not active")
+
+
+def test_an_unknown_property_is_refused_naming_it(api: httpx.Client) -> None:
+    """As strict as the SDK's request types: the next drift in what the pipeline sends is a 400, not a silent
+    success (shopimind-api.md §0: custom-data and events controllers reject extra fields)."""
+    id_definition, url = keyed_definition(api, 1)
+    assert api.post("/events", json=POINTS_EARNED).status_code == 200
+    trigger_url = "/events/trigger/loyalty.points_earned"
+    field = LOYALTY_ACCOUNT["fields"][0]
+    relation = LOYALTY_ACCOUNT["relationships"][0]
+    metadata_spec = POINTS_EARNED["properties"]["metaData"][0]
+    refused = [
+        ("POST", "/custom-data-definitions", {**LOYALTY_ACCOUNT, "name": "Other", "label_source": "web"},
+         "property label_source"),
+        ("POST", "/custom-data-definitions", {**LOYALTY_ACCOUNT, "name": "Other", "fields": [{**field, "unit": "x"}]},
+         "property fields[0].unit"),
+        ("POST", "/custom-data-definitions", {**LOYALTY_ACCOUNT, "name": "Other",
+                                              "relationships": [{**relation, "cascade": True}]},
+         "property relationships[0].cascade"),
+        ("PATCH", f"/custom-data-definitions/{id_definition}/extend", {"unique_keys": ["tier"]},
+         "property unique_keys"),
+        ("POST", url, [keyed("C2", 1), {**keyed("C3", 1), "email": "c3@x.io"}], "property [1].email"),
+        ("POST", "/events", {**POINTS_EARNED, "code_name": "other", "enabled": True}, "property enabled"),
+        ("POST", "/events", {**POINTS_EARNED, "code_name": "other", "properties": {"meta": []}},
+         "property properties.meta"),
+        ("POST", "/events", {**POINTS_EARNED, "code_name": "other",
+                             "properties": {"metaData": [{**metadata_spec, "label": "Points"}]}},
+         "property properties.metaData[0].label"),
+        ("POST", trigger_url, {"contact": {"id_customer": "C1"}, "metaData": earned()},
+         "property contact.id_customer"),
+        ("POST", trigger_url, {"contact": {"email": "a@x.io"}, "metaData": earned(), "event_key": "k"},
+         "property event_key"),
+        ("POST", trigger_url, {"contact": {"id": "42"}, "metaData": earned()}, "contact.id must be a number"),
+    ]
+    for method, path, body, message in refused:
+        response = api.request(method, path, json=body)
+        assert response.status_code == 400 and message in response.json()["message"], (path, response.text)
+    unknown_setting = api.get("/events/histories", params={"settings": json.dumps({"filters": []})})
+    assert "property settings.filters should not exist" in unknown_setting.json()["message"]
+    assert [r["customer_id"] for r in api.get(url).json()["data"]] == ["C1"]  # nothing applied
+    assert [e["code_name"] for e in api.get("/events").json()["data"]] == ["loyalty.points_earned"]

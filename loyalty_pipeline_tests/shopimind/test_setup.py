@@ -14,6 +14,7 @@ from loyalty_pipeline.shopimind.client import ShopiMindClient, ShopiMindError
 from loyalty_pipeline.shopimind.emulator import Emulator
 from loyalty_pipeline.shopimind.setup import ensure_definition, ensure_event_types, ensure_setup
 from loyalty_pipeline_tests.harness import DEFAULT_PROGRAM
+from loyalty_pipeline_tests.shopimind.proxy import FaultProxy, answer, html
 
 # Step 1 of the use case (shared/seeds/000), as written there.
 SEED_DEFINITION = {
@@ -31,6 +32,9 @@ SEED_DEFINITION = {
     "relationships": [{"sourceField": "contact_id", "targetSchemaType": "system", "targetSchema": "contacts",
                        "targetField": "id_contact"}],
 }
+# Ours on top of the seed: each record carries the member's customer id, so that a departed member's record
+# can be found (listed by this field) and deleted.
+CUSTOMER_KEY = {"name": "customer_id", "label": "Customer id (loyalty program)", "type": "text", "required": False}
 
 
 @pytest.fixture
@@ -55,7 +59,8 @@ def test_creates_the_seed_definition_and_every_enabled_event_type_once(emulator,
     again = ensure_setup(client, types)
     state = emulator.state()
     [definition] = state["definitions"]
-    assert {k: definition[k] for k in SEED_DEFINITION} == SEED_DEFINITION
+    assert {k: definition[k] for k in SEED_DEFINITION} == {**SEED_DEFINITION,
+                                                           "fields": [*SEED_DEFINITION["fields"], CUSTOMER_KEY]}
     assert (first.definition_id, first.definition_action) == (definition["id_definition"], "created")
     assert (again.definition_id, again.definition_action) == (first.definition_id, "found")
     assert set(first.events.values()) == {"created"} and set(again.events.values()) == {"exists"}
@@ -77,7 +82,7 @@ def test_finds_a_homonym_case_insensitively_skips_deleted_ones_and_adds_missing_
     assert id_definition == created and action == "activated"
     definition = raw(emulator, "GET", f"/v1/custom-data-definitions/{created}").json()["data"]
     assert definition["status"] == "active"
-    assert [f["name"] for f in definition["fields"]][-1] == "next_expiry_amount"
+    assert [f["name"] for f in definition["fields"]][-2:] == ["next_expiry_amount", "customer_id"]
     assert len(emulator.state()["definitions"]) == 2  # nothing duplicated
 
 
@@ -93,3 +98,41 @@ def test_an_incompatible_definition_or_event_type_stops_with_what_differs(emulat
                                          "properties": {"metaData": legacy}})
     with pytest.raises(ShopiMindError, match=r"loyalty.points_earned: metaData.event_key is not declared"):
         ensure_event_types(client, types)
+
+
+LISTING = r"^GET /v1/custom-data-definitions$"
+
+
+@pytest.mark.parametrize(("route", "action", "expected"), [
+    (LISTING, html(200), "GET /v1/custom-data-definitions answered HTTP 200 text/html"),
+    (LISTING, answer(200, [1, 2]), "GET /v1/custom-data-definitions answered HTTP 200 application/json"),
+    (LISTING, answer(200, {"statusCode": 200, "data": None}), "not a listing"),
+    (LISTING, answer(200, {"data": [{"name": "LoyaltyAccount", "id_definition": "twelve"}], "meta": []}),
+     "no readable id"),
+    (LISTING, answer(200, {"data": [{"name": "LoyaltyAccount", "id_definition": 3, "unique_keys": 5,
+                                     "fields": "all", "relationships": [1, None]}], "meta": {"pagination": 1}}),
+     "unique_keys are 5"),
+    (r"^POST /v1/custom-data-definitions$", answer(200, {"statusCode": 200, "data": None}),
+     "POST /v1/custom-data-definitions answered HTTP 200 application/json"),
+    (r"^POST /v1/custom-data-definitions$", answer(201, "created"), "no id_definition"),
+])
+def test_a_setup_answer_of_the_wrong_shape_stops_setup_saying_what_was_called_and_what_came_back(
+        emulator: Emulator, route: str, action, expected: str):
+    with FaultProxy(emulator.base_url) as proxy, ShopiMindClient(proxy.base_url, emulator.api_key) as client:
+        proxy.add(route, action)
+        with pytest.raises(ShopiMindError) as info:
+            ensure_setup(client, event_types(load_program(DEFAULT_PROGRAM)))
+    assert expected in str(info.value), str(info.value)
+
+
+def test_an_event_type_listing_of_the_wrong_shape_stops_setup_clearly(emulator: Emulator, client):
+    types = event_types(load_program(DEFAULT_PROGRAM))
+    ensure_event_types(client, types)  # declared: the next setup lists them to check their schema
+    with FaultProxy(emulator.base_url) as proxy, ShopiMindClient(proxy.base_url, emulator.api_key) as via:
+        proxy.add(r"^GET /v1/events$", html(200))
+        with pytest.raises(ShopiMindError, match=r"GET /v1/events answered HTTP 200 text/html.*Service temporarily"):
+            ensure_event_types(via, types)
+        proxy.add(r"^GET /v1/events$", answer(200, {"data": [{"code_name": t.code_name, "properties": "?"}
+                                                             for t in types]}))
+        with pytest.raises(ShopiMindError, match=r"metaData.event_key is not declared"):
+            ensure_event_types(via, types)

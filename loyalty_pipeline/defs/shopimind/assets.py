@@ -34,6 +34,7 @@ from ...shopimind.delivery import (
     preview_accounts,
     preview_events,
 )
+from ...shopimind.departures import LeavePolicy, deliver_departures, preview_departures
 from ...shopimind.models import LOYALTY_ACCOUNT, EventType
 from ...shopimind.setup import CachedSetup, ensure_setup_cached, stored_setup
 from ...warehouse.connection import WAREHOUSE_POOL
@@ -155,26 +156,34 @@ def shopimind_setup(context: dg.AssetExecutionContext, config: SetupConfig, prog
     deps=[loyalty_snapshot],
     output_required=False,
     description="Upserts the LoyaltyAccount record of every enrolled member whose mapped fields changed since "
-                "the last acknowledged push, from the newest snapshot only (tables delivery_state, sync_log, "
-                "account_sync_state).",
+                "the last acknowledged push, from the newest snapshot only, and deletes the records of members "
+                "who left (opted out, or missing from removal_grace_days exports; on_leave in program.yaml) "
+                "(tables delivery_state, sync_log, account_sync_state).",
 )
 def shopimind_accounts(context: dg.AssetExecutionContext, config: DeliveryConfig, program: ProgramResource,
                        warehouse: WarehouseResource, shopimind: ShopiMindResource
                        ) -> Iterator[dg.MaterializeResult]:
     day = partition_day(context)
-    settings = shopimind.settings(program.load().max_event_age_days)
+    prog = program.load()
+    settings = shopimind.settings(prog.max_event_age_days)
+    policy = LeavePolicy(prog.on_leave, prog.removal_grace_days)
     destination = shopimind.destination
     with warehouse.connect() as con:
         if config.dry_run:
             preview = preview_accounts(con, day, destination, settings)
+            leaving = preview_departures(con, day, destination, policy, settings)
             _observe(context, {"dry_run": True, **counts("accounts", _zeros(preview["actions"])),
-                               "samples": _json_md(preview["samples"])})
+                               **_departure_counts(leaving["actions"], leaving["reasons"]),
+                               "samples": _json_md(preview["samples"]),
+                               "delete_samples": _json_md(leaving["samples"])})
             return
         with _client(shopimind) as client:
             setup = _Setup(context, con, client, destination, [], definition=True, events=False)
             try:
                 stats = deliver_accounts(con, client, day, destination, None, settings, context.run.run_id,
                                          setup=setup)
+                left = deliver_departures(con, client, day, destination, policy, settings, context.run.run_id,
+                                          id_definition=stats["definition_id"], setup=setup)
             except ShopiMindError as exc:
                 raise _failure(exc, setup.metadata()) from None
             requests = dict(client.stats)
@@ -188,18 +197,29 @@ def shopimind_accounts(context: dg.AssetExecutionContext, config: DeliveryConfig
             **setup.metadata(),
             **counts("accounts", {**_zeros(stats["actions"]), **_final(stats["final"])}),
             "accounts/not_attempted": stats["not_attempted"],
+            **_departure_counts(left["actions"], left["reasons"], left["final"]),
+            "deletes/not_attempted": left["not_attempted"],
             "batch_size": stats["batch_size"],
             **counts("http", requests),
             **counts("attention", pending_problems(con, destination)),
             "problems": md_query(
                 con, "SELECT key AS customer_id, status, http_status, error FROM delivery_state "
                 "WHERE destination = $d AND kind = 'account' AND snapshot_date = $day "
-                "AND status IN ('rejected', 'failed') ORDER BY key LIMIT 10", {"d": destination, "day": day}),
+                "AND status IN ('rejected', 'failed', 'uncertain') ORDER BY key LIMIT 10",
+                {"d": destination, "day": day}),
+            "delete_problems": md_query(
+                con, "SELECT key AS customer_id, status, http_status, error FROM delivery_state "
+                "WHERE destination = $d AND kind = 'account_delete' AND snapshot_date = $day "
+                "AND status IN ('rejected', 'failed', 'uncertain') ORDER BY key LIMIT 10",
+                {"d": destination, "day": day}),
         }
-    unsettled = stats["final"].get("failed", 0) + stats["not_attempted"]
-    if unsettled:
-        raise dg.Failure(description=f"{day}: {unsettled} LoyaltyAccount records were not acknowledged "
-                                     "(transport errors or deadline); they are sent again by the next run",
+    unsettled = stats["final"].get("failed", 0) + stats["final"].get("uncertain", 0) + stats["not_attempted"]
+    undeleted = left["final"].get("failed", 0) + left["final"].get("uncertain", 0) + left["not_attempted"]
+    if unsettled or undeleted:
+        problems = [f"{unsettled} LoyaltyAccount records were not acknowledged"] if unsettled else []
+        problems += [f"the deletion of {undeleted} departed members' records was not acknowledged"] if undeleted else []
+        raise dg.Failure(description=f"{day}: {' and '.join(problems)} (transport errors, the deadline, or a 2xx "
+                                     "answer that did not add up); they are sent again by the next run",
                          metadata=metadata)
     yield dg.MaterializeResult(metadata=metadata)
 
@@ -240,7 +260,7 @@ def shopimind_events(context: dg.AssetExecutionContext, config: DeliveryConfig, 
         per_type: dict[str, int] = {}
         for (status, code), n in stats["final"].items():
             final[status] += n
-            if status != "suppressed_stale":  # counted with the selection, above
+            if status not in ("suppressed_stale", "unaddressable"):  # counted with the selection, above
                 per_type[f"{status}/{code}"] = n
         metadata = {
             "destination": destination,
@@ -266,7 +286,21 @@ def shopimind_events(context: dg.AssetExecutionContext, config: DeliveryConfig, 
 
 
 _ACCOUNT_ACTIONS = ("send", "unchanged", "suppressed_stale", "rejected_unchanged")
-_EVENT_ACTIONS = ("send", "sent", "rejected", "uncertain", "suppressed_stale")
+_EVENT_ACTIONS = ("send", "sent", "rejected", "uncertain", "suppressed_stale", "unaddressable")
+_DELETE_FINAL = ("sent", "no_record", "rekeyed", "rejected", "failed", "uncertain")
+
+
+def _departure_counts(actions: dict[str, int], reasons: dict[str, int], final: dict[str, int] | None = None
+                      ) -> dict[str, int]:
+    """deletes/*: departed members with a record held, by what is done (every series present), by reason
+    (opted_out, absent), and, after a real run, how it ended (`sent`: a record deleted; `no_record`:
+    ShopiMind held none; `rekeyed`: upserted with the customer key first)."""
+    selection = {"to_send": actions.get("delete", 0) + actions.get("rekey", 0), "kept": actions.get("kept", 0),
+                 "previously_rejected": actions.get("previously_rejected", 0),
+                 "suppressed_stale": actions.get("suppressed_stale", 0),
+                 "opted_out": reasons.get("opted_out", 0), "absent": reasons.get("absent", 0)}
+    ended = {} if final is None else {status: final.get(status, 0) for status in _DELETE_FINAL}
+    return counts("deletes", {**selection, **ended})
 
 
 def _zeros(actions: dict[str, int]) -> dict[str, int]:
@@ -283,7 +317,7 @@ def _final(final: dict[str, int]) -> dict[str, int]:
 def _event_counts(actions: dict[tuple, int]) -> dict[str, int]:
     """Selection counts per action (previously sent = "unchanged"), overall and per event type."""
     names = {"send": "to_send", "sent": "unchanged", "rejected": "previously_rejected",
-             "uncertain": "unresolved", "suppressed_stale": "suppressed_stale"}
+             "uncertain": "unresolved", "suppressed_stale": "suppressed_stale", "unaddressable": "unaddressable"}
     total: Counter = Counter()
     per_type: dict[str, int] = {}
     for (action, code), n in actions.items():

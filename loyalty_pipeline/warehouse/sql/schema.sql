@@ -145,12 +145,13 @@ ALTER TABLE shopimind_setup ADD COLUMN IF NOT EXISTS event_hashes VARCHAR;
 -- Current delivery state, one row per destination, kind and key (never deleted by re-runs).
 CREATE TABLE IF NOT EXISTS delivery_state (
     destination      VARCHAR NOT NULL,
-    kind             VARCHAR NOT NULL,   -- account (key = customer_id) | event (key = event_key)
+    kind             VARCHAR NOT NULL,   -- account | account_delete (key = customer_id) | event (key = event_key)
     key              VARCHAR NOT NULL,
     snapshot_date    DATE NOT NULL,      -- partition of the latest attempt
     customer_id      VARCHAR NOT NULL,
     code_name        VARCHAR,            -- events only
     status           VARCHAR NOT NULL,   -- in_flight | sent | rejected | failed | uncertain | suppressed_stale
+                                         -- | unaddressable (events: no email or phone, not sent)
     http_status      INTEGER,
     error            VARCHAR,            -- the API's message (rejected) or the transport error (failed)
     attempts         INTEGER NOT NULL,   -- delivery attempts so far (each may span several HTTP retries)
@@ -171,7 +172,7 @@ CREATE TABLE IF NOT EXISTS sync_log (
     snapshot_date DATE NOT NULL,
     customer_id   VARCHAR NOT NULL,
     code_name     VARCHAR,
-    status        VARCHAR NOT NULL,      -- sent | rejected | failed | uncertain | suppressed_stale
+    status        VARCHAR NOT NULL,      -- sent | rejected | failed | uncertain | suppressed_stale | unaddressable
     http_status   INTEGER,
     error         VARCHAR,
     attempt       INTEGER NOT NULL,      -- delivery_state.attempts after this attempt
@@ -179,7 +180,8 @@ CREATE TABLE IF NOT EXISTS sync_log (
     note          VARCHAR                -- e.g. "reconciled: found in event histories"
 );
 
--- What ShopiMind holds for each member, as last ACKNOWLEDGED (2xx and not rejected).
+-- What ShopiMind holds for each member, as last ACKNOWLEDGED (2xx and not rejected); an acknowledged
+-- delete (kind account_delete) removes the member's row: ShopiMind holds nothing for it any more.
 CREATE TABLE IF NOT EXISTS account_sync_state (
     destination        VARCHAR NOT NULL,
     customer_id        VARCHAR NOT NULL,
@@ -189,8 +191,11 @@ CREATE TABLE IF NOT EXISTS account_sync_state (
     tier_since         DATE,
     next_expiry_date   DATE,
     next_expiry_amount BIGINT,
-    acknowledged_at    TIMESTAMPTZ NOT NULL
+    acknowledged_at    TIMESTAMPTZ NOT NULL,
+    keyed              BOOLEAN           -- the record carries our customer_id field (NULL: written before it existed)
 );
+-- Warehouses from before the customer_id field: their records are re-keyed before a deletion finds them.
+ALTER TABLE account_sync_state ADD COLUMN IF NOT EXISTS keyed BOOLEAN;
 
 -- What each daily step last built for a day and from which inputs (warehouse/fingerprints.py):
 -- re-running a day whose inputs are unchanged reuses it.

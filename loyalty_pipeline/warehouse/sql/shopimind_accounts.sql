@@ -1,8 +1,10 @@
 -- Enrolled members of $day and what shopimind_accounts does with each at $destination:
---   unchanged          the mapped values equal the last acknowledged push
+--   unchanged          the mapped values equal the last acknowledged push, and no push since is unsettled
 --   suppressed_stale   $day is not the newest snapshot (or older than what was pushed): never regress
 --   rejected_unchanged the same values were rejected before: not retried blindly (see README: replay)
---   send               everything else (new, changed, or failed before)
+--   send               everything else: new, changed, or the last push failed / is uncertain. Such a push
+--                      may have been applied (answer lost, or a 2xx that did not add up), so ShopiMind may
+--                      hold other values than the acknowledged ones even when the member's are back to them.
 WITH members AS (
     SELECT customer_id, points_balance, coalesce(tier, '') AS tier, tier_since, next_expiry_date,
            next_expiry_amount,
@@ -14,6 +16,7 @@ WITH members AS (
 SELECT m.*,
        CASE
            WHEN a.customer_id IS NOT NULL
+                AND coalesce(d.status, 'sent') NOT IN ('failed', 'uncertain')
                 AND m.points_balance IS NOT DISTINCT FROM a.points_balance
                 AND m.tier IS NOT DISTINCT FROM a.tier
                 AND m.tier_since IS NOT DISTINCT FROM a.tier_since

@@ -1,0 +1,41 @@
+"""The one secret scrubber: masks the API key in anything that came back from ShopiMind.
+
+A server (or a proxy in front of it) may echo the request headers in an error message, in
+`rejected_items[].errors`, in an HTML page or in a protocol error. The client passes every answer
+through `Scrubber` before anything else reads it (`ShopiMindClient._answer`, and transport errors),
+so nothing built from an answer — delivery_state.error, sync_log, the analysts' Parquet, run
+metadata, exceptions, logs — can carry the key. The key is masked as sent and in the forms an
+echo turns it into: JSON-escaped, URL-encoded (either hex case, `+` for spaces).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+MASK = "***"
+
+
+class Scrubber:
+    def __init__(self, secret: str) -> None:
+        forms = {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1],
+                 quote(secret, safe=""), quote(secret), quote_plus(secret)} - {""}
+        # Longest first, so that a form containing another is masked whole. IGNORECASE covers %2f/%2F;
+        # masking a case variant of the key as well costs nothing.
+        alternatives = sorted(forms, key=len, reverse=True)
+        self._pattern = re.compile("|".join(map(re.escape, alternatives)), re.IGNORECASE) if alternatives else None
+
+    def text(self, value: str) -> str:
+        return self._pattern.sub(MASK, value) if self._pattern else value
+
+    def json(self, value: Any) -> Any:
+        """A parsed JSON document with every string (keys too) scrubbed; other values as they are."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {self.text(k) if isinstance(k, str) else k: self.json(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.json(v) for v in value]
+        return value
