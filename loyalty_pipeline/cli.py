@@ -274,7 +274,7 @@ def parser() -> argparse.ArgumentParser:
 
     replay = sub.add_parser("shopimind-replay", help="release rejected ShopiMind rows for another delivery attempt "
                                                      "(fix their cause first)")
-    replay.add_argument("--kind", choices=["account", "event"])
+    replay.add_argument("--kind", choices=["account", "account_delete", "event"])
     replay.add_argument("--day", type=_date, help="only rows of this business date")
     replay.add_argument("--code-name", help="only events of this type, e.g. loyalty.points_earned")
     replay.add_argument("--destination", help="only rows of this API base URL")

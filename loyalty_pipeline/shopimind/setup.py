@@ -21,6 +21,7 @@ from typing import Any
 
 import duckdb
 
+from ..warehouse.connection import transaction
 from .client import Result, ShopiMindClient, ShopiMindError
 from .models import LOYALTY_ACCOUNT, CustomDataDefinition, EventType, read_int, read_listing
 
@@ -218,18 +219,13 @@ def store_setup(con: duckdb.DuckDBPyConnection, destination: str, result: SetupR
     """Record a bootstrap. Without hashes the record names what exists but does not vouch for it: the
     next `ensure_setup_cached` re-checks it."""
     hashes = event_hashes or {}
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         con.execute("DELETE FROM shopimind_setup WHERE destination = $d", {"d": destination})
         con.execute("INSERT INTO shopimind_setup (destination, definition_name, definition_id, event_types, "
                     "checked_at, definition_hash, event_hashes) VALUES ($d, $name, $id, $events, now(), $dh, $eh)",
                     {"d": destination, "name": LOYALTY_ACCOUNT.name, "id": result.definition_id,
                      "events": sorted(set(result.events) | set(hashes)), "dh": definition_sha256,
                      "eh": json.dumps(hashes, sort_keys=True)})
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
 
 
 def stored_setup(con: duckdb.DuckDBPyConnection, destination: str) -> StoredSetup | None:

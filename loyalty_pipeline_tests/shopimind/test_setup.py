@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import duckdb
 import httpx
 import pytest
 
@@ -12,7 +13,14 @@ from loyalty_pipeline.events.catalogue import CATALOGUE
 from loyalty_pipeline.program import load_program
 from loyalty_pipeline.shopimind.client import ShopiMindClient, ShopiMindError
 from loyalty_pipeline.shopimind.emulator import Emulator
-from loyalty_pipeline.shopimind.setup import ensure_definition, ensure_event_types, ensure_setup
+from loyalty_pipeline.shopimind.setup import (
+    SetupResult,
+    ensure_definition,
+    ensure_event_types,
+    ensure_setup,
+    store_setup,
+)
+from loyalty_pipeline.warehouse.connection import connect
 from loyalty_pipeline_tests.harness import DEFAULT_PROGRAM
 from loyalty_pipeline_tests.shopimind.proxy import FaultProxy, answer, html
 
@@ -136,3 +144,27 @@ def test_an_event_type_listing_of_the_wrong_shape_stops_setup_clearly(emulator: 
                                                              for t in types]}))
         with pytest.raises(ShopiMindError, match=r"metaData.event_key is not declared"):
             ensure_event_types(via, types)
+
+
+class _DiskFullOnCommit:
+    """A warehouse connection whose COMMIT fails the way a full disk does: DuckDB ends the transaction
+    itself, so a ROLLBACK that follows fails with "no transaction is active"."""
+
+    def __init__(self, con):
+        self.con = con
+
+    def execute(self, statement: str, *args):
+        if statement.strip().upper() == "COMMIT":
+            self.con.execute("ROLLBACK")
+            raise duckdb.IOException("Could not write file: No space left on device")
+        return self.con.execute(statement, *args)
+
+
+def test_a_full_disk_while_recording_setup_shows_the_disk_error_not_the_failed_rollback(tmp_path):
+    con = connect(tmp_path / "w.duckdb")
+    try:
+        with pytest.raises(duckdb.IOException, match="No space left on device"):
+            store_setup(_DiskFullOnCommit(con), "http://127.0.0.1:1", SetupResult(7, "created", {}))
+        assert con.execute("SELECT count(*) FROM shopimind_setup").fetchone() == (0,)  # nothing half-written
+    finally:
+        con.close()
