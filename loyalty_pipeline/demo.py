@@ -19,16 +19,17 @@ def run_demo(*, members: int = 2000, days: int = 14, platform: str | None = None
     from .sample.generator import generate_sample
     from .sample.platforms import DEFAULT_FORMAT
 
-    program = load_program(settings.program_path())
-    if platform and platform != program.source.platform:
-        # The same program read from another platform's export: a copy of program.yaml that says so.
-        raw = yaml.safe_load(settings.program_path().read_text(encoding="utf-8"))
-        raw.setdefault("source", {})["platform"] = platform
-        path = settings.warehouse_path().parent / f"program.{platform}.yaml"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(raw, sort_keys=False, allow_unicode=True), encoding="utf-8")
-        os.environ["LOYALTY_PROGRAM"] = str(path)
-        program = load_program(path)
+    # A copy of program.yaml for the demo: read from `platform`'s export, and tolerating the unknown tier
+    # names the sample injects on purpose (by default one stops the day's outbound: README, tiers_known).
+    raw = yaml.safe_load(settings.program_path().read_text(encoding="utf-8"))
+    source = raw.setdefault("source", {})
+    source["platform"] = platform or source.get("platform", "canonical")
+    raw.setdefault("operations", {})["unknown_tier_floor"] = members
+    path = settings.warehouse_path().parent / f"program.demo.{source['platform']}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(raw, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    os.environ["LOYALTY_PROGRAM"] = str(path)
+    program = load_program(path)
     platform = program.source.platform
     end = dt.datetime.now(program.tz).date() - dt.timedelta(days=1)
     start = end - dt.timedelta(days=days - 1)

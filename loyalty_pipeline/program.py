@@ -65,8 +65,9 @@ class Operations(_Strict):
     member_count_floor: int = Field(default=100, ge=0)   # a change of at most this many members always passes
     event_volume_band: float = Field(default=1.0, gt=0)  # max relative rise of events vs previous day
     event_volume_floor: int = Field(default=100, ge=0)   # a day with at most this many events always passes
-    unknown_tier_max_share: float = Field(default=0.01, ge=0, le=1)  # of raw rows quarantined as unknown_tier
-    unknown_tier_floor: int = Field(default=10, ge=0)    # at most this many such rows always pass
+    # An unknown tier name is configuration drift: by default any such row stops the day's outbound.
+    unknown_tier_max_share: float = Field(default=0.0, ge=0, le=1)  # of raw rows quarantined as unknown_tier
+    unknown_tier_floor: int = Field(default=0, ge=0)     # at most this many such rows always pass
     export_settle_seconds: int = Field(default=60, ge=0)  # the sensor waits until a file is this old
     failure_webhook_url: str | None = None  # run failures are POSTed here too (env LOYALTY_FAILURE_WEBHOOK_URL wins)
 

@@ -42,7 +42,7 @@ def test_every_bad_row_is_quarantined_with_its_reason_and_counts_reconcile(pipel
         account("C10", tier=" loyal SILVER "),                                  # alias, spaced
     ]
     pipeline.write_accounts(DAY, rows)
-    pipeline.run(DAY)
+    pipeline.run(DAY, expect_success=False)  # C6's unknown tier stops the day's outbound (tiers_known)
 
     quarantined = pipeline.query(
         "SELECT source_line, customer_id, field, value, reason FROM quarantine ORDER BY source_line")
@@ -70,13 +70,14 @@ def test_every_bad_row_is_quarantined_with_its_reason_and_counts_reconcile(pipel
         "(SELECT count(*) FROM quarantine)")[0]
     assert raw == len(rows) == members + quarantine
     checks = {e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data.passed
-              for e in pipeline.run(DAY).all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}
+              for e in pipeline.run(DAY, expect_success=False).all_events
+              if e.event_type_value == "ASSET_CHECK_EVALUATION"}
     assert {"one_row_per_customer": True, "rows_reconcile": True}.items() <= checks.items()  # + operations checks
 
 
 def test_all_problems_of_a_row_are_kept(pipeline: Pipeline):
     pipeline.write_accounts(DAY, [account("C0"), account("C1", points="x", lifetime=5, tier="Diamond")])
-    pipeline.run(DAY)
+    pipeline.run(DAY, expect_success=False)  # the unknown tier stops the day's outbound (tiers_known)
     (problems,) = pipeline.query("SELECT problems FROM quarantine")[0]
     assert [p["reason"] for p in json.loads(problems)] == ["invalid_integer", "unknown_tier"]
 

@@ -68,20 +68,30 @@ def test_small_programs_pass_under_the_floor(tmp_path: Path):
 
 
 def test_a_renamed_tier_fails_the_day_and_names_the_value(tmp_path: Path):
-    pipe = Pipeline(tmp_path)  # unknown_tier_max_share 1 %, floor 10 rows
+    pipe = Pipeline(tmp_path)  # unknown_tier_max_share 0, floor 0: one unknown name stops the day
     good = [account(f"C{i:03}", points=2000, tier="Silver") for i in range(40)]
-    pipe.write_accounts(day(0), good + [account("X1", tier="Diamond")])   # one odd row: tolerated
+    pipe.write_accounts(day(0), good + [account("X1", tier="Diamond")])   # one odd row: configuration drift
     renamed = [account(f"C{i:03}", points=2000, tier="Argent" if i < 25 else "Silver") for i in range(40)]
     pipe.write_accounts(day(1), renamed)
-    first = pipe.run(day(0))
-    assert checks_of(first)["tiers_known"].passed
-    assert checks_of(first)["tiers_known"].metadata["unknown_tier_rows"].value == 1
+    first = pipe.run(day(0), expect_success=False)
+    check = checks_of(first)["tiers_known"]
+    assert not check.passed and check.metadata["unknown_tier_rows"].value == 1
+    assert "1 of 41 rows (2.4%) have a tier the program does not know: 'Diamond' (1)" in check.description
+    assert DOWNSTREAM.isdisjoint(materialized(first))
 
     blocked = pipe.run(day(1), expect_success=False)
     check = checks_of(blocked)["tiers_known"]
-    assert not check.passed and "25 of 40 rows (62.5%)" in check.description
+    assert not check.passed and "25 of 40 rows (62.5%)" in check.description and "'Argent' (25)" in check.description
     assert "| Argent | 25 |" in check.metadata["unknown_tiers"].value
     assert DOWNSTREAM.isdisjoint(materialized(blocked))
+
+
+def test_unknown_tiers_within_a_configured_tolerance_pass_and_are_named(tmp_path: Path):
+    pipe = Pipeline(tmp_path, program_path=program_with(tmp_path, unknown_tier_floor=1))
+    pipe.write_accounts(day(0), [account("C1"), account("X1", tier="Diamond")])
+    check = checks_of(pipe.run(day(0)))["tiers_known"]
+    assert check.passed
+    assert check.description == "1 row(s) quarantined as unknown_tier ('Diamond' (1)), within the configured tolerance"
 
 
 def test_an_event_storm_stops_the_event_deliveries_of_the_day(tmp_path: Path):

@@ -13,18 +13,20 @@ from loyalty_pipeline_tests.harness import DEFAULT_PROGRAM, Pipeline
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-def program_for(tmp_path: Path, platform: str, **source) -> Path:
-    """data/program.yaml read from `platform`'s export (+ other `source` keys)."""
+def program_for(tmp_path: Path, platform: str, operations: dict | None = None, **source) -> Path:
+    """data/program.yaml read from `platform`'s export (+ other `source` keys, and `operations` ones)."""
     program = yaml.safe_load(DEFAULT_PROGRAM.read_text())
     program["source"] = {**program.get("source", {}), "platform": platform, **source}
+    program["operations"] = {**program.get("operations", {}), **(operations or {})}
     path = tmp_path / f"program-{platform}.yaml"
     path.write_text(yaml.safe_dump(program, sort_keys=False, allow_unicode=True))
     return path
 
 
-def platform_pipeline(root: Path, platform: str, **source) -> Pipeline:
+def platform_pipeline(root: Path, platform: str, operations: dict | None = None, today: str | None = None,
+                      **source) -> Pipeline:
     root.mkdir(parents=True, exist_ok=True)
-    return Pipeline(root, program_path=program_for(root, platform, **source))
+    return Pipeline(root, program_path=program_for(root, platform, operations, **source), today=today)
 
 
 def write_jsonl(pipeline: Pipeline, day: str, records: list, name: str = "accounts.jsonl") -> Path:
