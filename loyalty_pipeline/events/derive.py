@@ -14,7 +14,7 @@ import duckdb
 from ..program import Program
 from ..sources import ExportError
 from ..warehouse import fingerprints
-from ..warehouse.connection import replace_day, sql, transaction
+from ..warehouse.connection import bind, replace_day, sql, transaction
 from ..warehouse.daily import prepare
 from .catalogue import CATALOGUE
 
@@ -84,9 +84,17 @@ def build_events(con: duckdb.DuckDBPyConnection, day: dt.date, program: Program,
         "stale_before": stale_before(program, today),
         "send_stale": send_stale,
         "enabled": enabled_event_types(program),
+        "max_age": program.max_event_age_days,
     }
     with transaction(con):
-        rows = replace_day(con, "loyalty_events", day, sql("events"), params)
+        # Derived once; what the rules hold back (old enrolments) is counted for ops, never stored.
+        con.execute(f"CREATE OR REPLACE TEMP TABLE derived_events AS {sql('events')}",
+                    bind(sql("events"), {"day": day, **params}))
+        rows = replace_day(con, "loyalty_events", day,
+                           "SELECT * EXCLUDE (held_back) FROM derived_events WHERE NOT held_back")
+        held_back = dict(con.execute("SELECT code_name, count(*) FROM derived_events WHERE held_back GROUP BY ALL")
+                         .fetchall())
+        con.execute("DROP TABLE derived_events")
         duplicates = con.execute(
             "SELECT count(*) - count(DISTINCT event_key) FROM loyalty_events WHERE snapshot_date = $day",
             {"day": day}).fetchone()[0]
@@ -110,6 +118,9 @@ def build_events(con: duckdb.DuckDBPyConnection, day: dt.date, program: Program,
             # Every enabled type, zeros included, so each one is a continuous series in the UI.
             "by_type": {code: by_type.get(code, 0) for code in params["enabled"]},
             "by_status": {status: by_status.get(status, 0) for status in ("pending", "suppressed_stale")},
+            # Enrolments not announced because member_since is older than max_event_age_days before D.
+            "held_back": {"loyalty.enrolled": held_back.get("loyalty.enrolled", 0)}
+            if "loyalty.enrolled" in params["enabled"] else {},
             "tier_matrix": tier_matrix(con, day, previous, program),
         })
 

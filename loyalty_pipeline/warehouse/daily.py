@@ -137,10 +137,17 @@ def build_deltas(con: duckdb.DuckDBPyConnection, day: dt.date, force: bool = Fal
     previous, gap = con.execute(
         "SELECT max(snapshot_date), date_diff('day', max(snapshot_date), $day) FROM snapshots "
         "WHERE snapshot_date < $day", {"day": day}).fetchone()
+    # A member rejected on the previous day is compared with their last valid row before it (deltas.sql):
+    # then the days before the previous one are read too.
+    rejected_on_previous = previous is not None and con.execute(
+        "SELECT count(*) > 0 FROM quarantine WHERE snapshot_date = $p AND kind = 'accounts'",
+        {"p": previous}).fetchone()[0]
     fp = fingerprints.fingerprint("deltas", fingerprints.stored(con, "snapshot", day), previous,
-                                  fingerprints.stored(con, "snapshot", previous))
+                                  fingerprints.stored(con, "snapshot", previous),
+                                  rejected_on_previous and fingerprints.history(con, "snapshot", previous))
     if reused := fingerprints.reuse(con, "deltas", day, fp, force):
         return reused
+    con.execute(sql("macros"))  # deltas.sql matches quarantined ids as validation normalises them
     with transaction(con):
         rows = replace_day(con, "account_deltas", day, sql("deltas"))
         kinds = dict(con.execute(

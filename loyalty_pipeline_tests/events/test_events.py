@@ -41,11 +41,11 @@ def test_the_baseline_then_tier_moves_enrolments_opt_outs_and_lifetime_points(tm
         account("JOIN", points=100, lifetime=L, tier="Bronze"),
         account("LEFT", points=100, lifetime=L, tier=""),              # to no tier: not a downgrade
         account("OPT", points=2000, lifetime=L, tier="", enrolled="false"),
-        account("BACK", points=100, lifetime=L, tier="Bronze", enrolled="true"),
+        account("BACK", points=100, lifetime=L, tier="Bronze", enrolled="true", member_since=D2),  # re-enrolled
         account("EARN", points=160, lifetime=160, email="Earn@Example.com"),
         account("SPEND", points=300, lifetime=L),
         account("OUTSIDER", points=300, lifetime=300, tier="", enrolled="false"),
-        account("NEWGOLD", points=5000, lifetime=L, tier="Gold"),      # new member with a tier
+        account("NEWGOLD", points=5000, lifetime=L, tier="Gold", member_since=D2),  # new member with a tier
         account("NEWOUT", points=0, lifetime=0, tier="", enrolled="false"),
         account("NEAR", points=900, lifetime=L),        # was already near Silver on the baseline
         account("EXP", lifetime=L, next_expiry_date="2026-03-02", next_expiry_amount=50),  # windows reached
@@ -102,7 +102,7 @@ def test_activities_give_points_per_reason(tmp_path: Path):
         account("A", points=970, lifetime=2170, tier="Silver"), account("B", points=470),
         account("C", points=490), account("NE", points=100, tier="", enrolled="false"),
         account("E", points=150, lifetime=150),    # lifetime rose, but the activities file says nothing
-        account("NEW", points=80, lifetime=80),
+        account("NEW", points=80, lifetime=80, member_since=D2),
     ])
     pipeline.write_csv(D2, "activities.csv", ACTIVITY_HEADER, [
         {"customer_id": "A", "occurred_at": "2026-03-02T10:00:00+01:00", "points": 100, "reason": "purchase"},

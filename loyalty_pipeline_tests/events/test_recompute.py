@@ -40,7 +40,7 @@ def write_random_exports(pipeline: Pipeline, rng: random.Random, n_days: int = 1
     # come near the next tier, move away and come back (the approaching cool-down), and change tier.
     state = {f"M{i:03d}": {"points": rng.choice([1000, 5000, 15000]) - rng.randint(50, 450),
                            "lifetime": 20_000, "enrolled": rng.random() < 0.9, "tier": None,
-                           "expiry": None, "amount": 0} for i in range(members)}
+                           "expiry": None, "amount": 0, "since": "2025-06-01"} for i in range(members)}
     written = []
     for i in range(n_days):
         day = START + dt.timedelta(days=i)
@@ -54,6 +54,7 @@ def write_random_exports(pipeline: Pipeline, rng: random.Random, n_days: int = 1
                     activities.append({"customer_id": cid, "occurred_at": "", "points": points, "reason": reason})
             if rng.random() < 0.06:
                 m["enrolled"] = not m["enrolled"]
+                m["since"] = day.isoformat() if m["enrolled"] else m["since"]  # a re-enrolment is recent
             if rng.random() < 0.12:
                 m["expiry"] = day + dt.timedelta(days=rng.choice([0, 1, 3, 6, 8, 20, 29, 31, 45]))
                 m["amount"] = rng.choice([0, 40, 150])
@@ -61,14 +62,14 @@ def write_random_exports(pipeline: Pipeline, rng: random.Random, n_days: int = 1
                 m["tier"] = tier_for(m["points"])
         if rng.random() < 0.1:
             state[f"N{i:02d}"] = {"points": rng.choice([0, 900]), "lifetime": 20_000, "enrolled": True,
-                                  "tier": "Bronze", "expiry": None, "amount": 0}
+                                  "tier": "Bronze", "expiry": None, "amount": 0, "since": day.isoformat()}
         if i > 0 and rng.random() < 0.2:
             continue  # no export that day: the next one compares across the gap
         rows = [account(cid, points=m["points"], lifetime=m["lifetime"], enrolled=str(m["enrolled"]).lower(),
                         # Not yet placed in a tier, some days: the next day is a tier_joined.
                         tier=rng.choice(SPELLINGS[m["tier"]]) if m["enrolled"] and rng.random() > 0.05 else "",
                         next_expiry_date=m["expiry"].isoformat() if m["expiry"] else "",
-                        next_expiry_amount=m["amount"] if m["expiry"] else "")
+                        next_expiry_amount=m["amount"] if m["expiry"] else "", member_since=m["since"])
                 for cid, m in state.items() if rng.random() > 0.05]  # a member may be missing a day
         pipeline.write_accounts(day.isoformat(), rows)
         if rng.random() < 0.5:

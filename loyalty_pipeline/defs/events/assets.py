@@ -43,6 +43,10 @@ def loyalty_events(context: dg.AssetExecutionContext, config: EventsConfig, prog
     if stats["by_status"]["suppressed_stale"]:
         context.log.info(f"{day} is before {stats['stale_before']} (today {today} - max_event_age_days): "
                          f"{stats['by_status']['suppressed_stale']} events stored as suppressed_stale")
+    held_back = stats["held_back"]  # {} when loyalty.enrolled is switched off
+    if any(held_back.values()):
+        context.log.info(f"{day}: held back {held_back} — enrolments whose member_since is more than "
+                         "max_event_age_days before the day are not announced (a migration, a backfill)")
     previous = stats["previous_snapshot_date"]
     return dg.MaterializeResult(metadata={
         "events": stats["events"],
@@ -54,5 +58,6 @@ def loyalty_events(context: dg.AssetExecutionContext, config: EventsConfig, prog
         "send_stale": stats["send_stale"],
         **counts("events", stats["by_type"]),
         **counts("status", stats["by_status"]),
+        **counts("held_back", held_back),
         "tier_migration": dg.MetadataValue.md(stats["tier_matrix"]),
     })

@@ -3,7 +3,9 @@
 -- account_deltas. Everything here is a function of the snapshots (and the day's activities), never
 -- of previously stored events, so recomputing any day in any order gives the same rows.
 -- Needs temp tables `tiers` (warehouse.daily.prepare), `reminder_windows` and `approach_days`
--- (events.derive).
+-- (events.derive). Quarantine is not a membership change (DESIGN invariant 14): deltas already leave
+-- out members rejected on D and compare those rejected on P with their last valid row; here a member
+-- seen before only as a rejected row is not new either. When in doubt, say nothing to the customer.
 WITH previous AS (
     SELECT max(snapshot_date) AS day FROM snapshots WHERE snapshot_date < $day
 ), d AS (
@@ -49,17 +51,31 @@ points_from_activities AS (
     WHERE tier_direction IN ('up', 'down', 'joined')
 ), last_seen AS (
     -- Members absent from P: were they in an earlier export? Missing for a few days is not joining.
-    SELECT s.customer_id, arg_max(s.enrolled, s.snapshot_date) AS was_enrolled
+    SELECT s.customer_id, arg_max(s.enrolled, s.snapshot_date) AS was_enrolled, max(s.snapshot_date) AS day
     FROM snapshots s SEMI JOIN (SELECT customer_id FROM present WHERE change_kind = 'new') n USING (customer_id)
     WHERE s.snapshot_date < $day
     GROUP BY s.customer_id
+), last_rejected AS (
+    -- …or rejected by validation (quarantine keeps the id as written): a row was there, so not new.
+    SELECT norm_text(q.customer_id) AS customer_id, max(q.snapshot_date) AS day
+    FROM quarantine q
+    WHERE q.kind = 'accounts' AND q.snapshot_date < $day
+      AND norm_text(q.customer_id) IN (SELECT customer_id FROM present WHERE change_kind = 'new')
+    GROUP BY ALL
 ), enrolments AS (
+    -- New since P: never seen before, or last seen (validly, and not rejected since) not enrolled.
+    -- Only recent enrolments are announced: a member_since older than max_event_age_days before D is held
+    -- back (a platform migration adding long-standing members welcomes nobody); build_events counts them.
     -- json_merge_patch('{}', …) drops null fields: an optional field is omitted, never sent as null.
     SELECT 'loyalty.enrolled' AS code_name, n.customer_id, n.email, '' AS discriminator,
-           json_merge_patch('{}', json_object('tier', n.tier_after, 'points_balance', n.balance_after)) AS metadata
-    FROM present n LEFT JOIN last_seen l USING (customer_id)
+           json_merge_patch('{}', json_object('tier', n.tier_after, 'points_balance', n.balance_after)) AS metadata,
+           coalesce(d.member_since < $day - $max_age, false) AS held_back
+    FROM present n JOIN d USING (customer_id)
+    LEFT JOIN last_seen l USING (customer_id) LEFT JOIN last_rejected q USING (customer_id)
     WHERE n.enrolled_after
-      AND CASE n.change_kind WHEN 'new' THEN l.was_enrolled IS NOT true ELSE NOT n.enrolled_before END
+      AND CASE n.change_kind
+              WHEN 'new' THEN l.was_enrolled IS NOT true AND (q.day IS NULL OR q.day <= l.day)
+              ELSE NOT n.enrolled_before END
 ), opt_outs AS (
     SELECT 'loyalty.opted_out' AS code_name, customer_id, email, '' AS discriminator,
            json_merge_patch('{}', json_object('previous_tier', tier_before)) AS metadata
@@ -131,19 +147,20 @@ ladder AS (
 ),
 
 events AS (
-    SELECT * FROM points_from_activities
-    UNION ALL SELECT * FROM points_from_lifetime
-    UNION ALL SELECT * FROM tier_moves
+    SELECT *, false AS held_back FROM points_from_activities
+    UNION ALL SELECT *, false FROM points_from_lifetime
+    UNION ALL SELECT *, false FROM tier_moves
     UNION ALL SELECT * FROM enrolments
-    UNION ALL SELECT * FROM opt_outs
-    UNION ALL SELECT * FROM expiring
-    UNION ALL SELECT * FROM approaching
+    UNION ALL SELECT *, false FROM opt_outs
+    UNION ALL SELECT *, false FROM expiring
+    UNION ALL SELECT *, false FROM approaching
 )
 SELECT
     sha256(code_name || '|' || customer_id || '|' || strftime($day, '%Y-%m-%d') || '|' || discriminator) AS event_key,
     $day AS snapshot_date, customer_id, email, code_name, discriminator, metadata::JSON AS metadata,
     -- Backfills don't spam customers: old business dates are kept, but marked as not to be sent.
-    CASE WHEN $day < $stale_before AND NOT $send_stale THEN 'suppressed_stale' ELSE 'pending' END AS status
+    CASE WHEN $day < $stale_before AND NOT $send_stale THEN 'suppressed_stale' ELSE 'pending' END AS status,
+    held_back  -- not an event: counted by build_events, never stored
 FROM events
 WHERE (SELECT day FROM previous) IS NOT NULL  -- the baseline implies nothing
   AND list_contains($enabled, code_name)
