@@ -6,16 +6,22 @@ in `loyalty_pipeline/sources/`, onto exactly the canonical values. The shapes ca
 quirks on purpose:
 
 * yotpo (`jsonl`): customer objects; a quarter in the webhook spelling (`is_opt_in`,
-  `loyalty_opt_in_date`, `thirty_party_id`, `loyalty_next_points_expire_on`…, opt-out as null),
-  opt-in timestamps as `…Z`, `+02:00` offsets or epoch milliseconds, the `0001-01-01 00:00:00 +0200`
-  sentinel. (`csv`): a dashboard-style customer CSV ("Third Party ID", "Points Earned", "Opted In"
-  Yes/No/empty…).
-* loyaltylion (`jsonl`): `/v2/customers` objects; lifetime split into approved + pending + spent,
-  opted-out members either `enrolled: false` or `blocked: true`, a tier membership object (or null)
-  whose tier sequence is `number` or `position` and whose bounds are decimal strings ÷ 100,
-  `started_at` as "YYYY-MM-DD 00:00:00Z"; expiry merged in as `expire_points_at` / `points_to_expire`.
-* voucherify (`jsonl`): loyalty-card members with `customer`, `loyalty_card` and the member's tier as
-  the tiers endpoint's list (`{from, to}` point ranges; `data: []` without a tier).
+  `loyalty_opt_in_date`, `thirty_party_id`, `loyalty_next_points_expire_on`…, opt-out as null), no
+  `vip_tier_name` key without a tier (as in Yotpo's own examples), opt-in timestamps as `…Z`, `+02:00`
+  offsets or epoch milliseconds, the `0001-01-01 00:00:00 +0200` sentinel; a fifth of the API ones
+  expire on inactivity (`points_expire_at`, no `next_points_expire_on`; the amount only when it is not
+  the whole balance). (`csv`): a dashboard-style customer CSV ("Third Party ID", "Points Earned",
+  "Opted In" Yes/No/empty…).
+* loyaltylion (`jsonl`): `/v2/customers` objects; lifetime = approved + spent, with pending points on
+  top (not yet earned), opted-out members either `enrolled: false` or `blocked: true`, a tier
+  membership object (or null) whose tier carries both `number` (1-based) and `position` (as the API
+  reference shows them) and bounds as decimal strings ÷ 100, `started_at` as "YYYY-MM-DD 00:00:00Z";
+  expiry merged in as `expire_points_at` / `points_to_expire`.
+* voucherify (`jsonl`): v1 loyalty-card members (`holder_id`) with the joins an extraction adds
+  (`customer`, and the tiers endpoint's list under `tiers`: `{from, to}` point ranges); the members
+  without a tier as v2 memberships (`member`, `cards[].card` balances and lifetime bucket,
+  `tier_progress: null`) with their `customer` joined. (The adapter reads no tier start date from v2,
+  so tiered members stay v1 for the canonical tier_since to come back.)
 
 Activities and `injected_bad_rows.json` are the canonical writer's (same content, same `line`
 convention: for JSON Lines the record number + 1).
@@ -78,13 +84,18 @@ def _yotpo_jsonl(rows: str) -> str:
         WHEN hp % 3 = 1 THEN to_json(member_since || 'T10:15:00+02:00')
         ELSE epoch_ms(member_since::DATE + INTERVAL 12 HOUR)::JSON END"""
     spend = f"to_json(CASE WHEN regexp_full_match(lifetime_points, {_INT}) THEN lifetime_points::BIGINT * 10 END)"
+    # Expiry on inactivity: only points_expire_at (a timestamp); its amount, unless it is the whole balance.
+    inactive = f"hp % 5 = 1 AND coalesce({_is_date('next_expiry_date')}, false)"
+    whole = "next_expiry_amount = points_balance"
     api = f"""json_object(
         'total_spend_cents', {spend}, 'email', email, 'points_earned', {_int('lifetime_points')},
-        'points_balance', {_int('points_balance')}, 'points_expire_at', NULL, 'third_party_id', customer_id,
+        'points_balance', {_int('points_balance')},
+        'points_expire_at', CASE WHEN {inactive} THEN next_expiry_date || 'T07:33:17.000Z' END,
+        'third_party_id', customer_id,
         'opt_in', {_bool('enrolled')}, 'opted_in_at', {member_since}, 'has_store_account', true,
         'credit_balance', '€0', 'vip_tier_name', tier, 'vip_tier_entry_date', tier_since,
-        'vip_tier_expiration', NULL, 'next_points_expire_on', next_expiry_date,
-        'next_points_expire_amount', {_int('next_expiry_amount')})"""
+        'vip_tier_expiration', NULL, 'next_points_expire_on', CASE WHEN NOT ({inactive}) THEN next_expiry_date END,
+        'next_points_expire_amount', CASE WHEN NOT ({inactive} AND {whole}) THEN {_int('next_expiry_amount')} END)"""
     opt_in = f"CASE WHEN enrolled = 'false' AND hp % 8 = 0 THEN NULL ELSE {_bool('enrolled')} END"
     hook = f"""json_object(
         'total_spend_cents', {spend}, 'is_member', {_bool('enrolled')}, 'email', email,
@@ -96,7 +107,10 @@ def _yotpo_jsonl(rows: str) -> str:
         'credit_balance', '$0', 'vip_tier_name', tier, 'vip_tier_entry_date', tier_since, 'vip_tier_ends_at', NULL,
         'loyalty_next_points_expire_on', next_expiry_date,
         'loyalty_next_points_expire_amount', {_int('next_expiry_amount')})"""
-    return f"SELECT CASE WHEN {webhook} THEN {hook} ELSE {api} END AS line FROM ({rows}) ORDER BY _k, _s"
+    # Yotpo leaves vip_tier_name out when there is no tier (a JSON merge patch null removes the key).
+    no_tier = """CASE WHEN tier IS NULL THEN '{"vip_tier_name": null}' ELSE '{}' END"""
+    return (f"SELECT json_merge_patch(CASE WHEN {webhook} THEN {hook} ELSE {api} END, {no_tier}) AS line "
+            f"FROM ({rows}) ORDER BY _k, _s")
 
 
 def _yotpo_csv(rows: str) -> str:
@@ -118,23 +132,23 @@ def _yotpo_csv(rows: str) -> str:
 
 def _loyaltylion_jsonl(rows: str) -> str:
     ints = f"regexp_full_match(points_balance, {_INT}) AND regexp_full_match(lifetime_points, {_INT})"
-    gap = "(lifetime_points::BIGINT - points_balance::BIGINT)"
-    pending = f"CASE WHEN {ints} AND enrolled = 'true' AND {gap} > 0 THEN {gap} * (hp % 25) // 100 ELSE 0 END"
+    gap = "(lifetime_points::BIGINT - points_balance::BIGINT)"  # spent: approved + spent = lifetime
+    pending = "CASE WHEN enrolled = 'true' AND hp % 3 = 0 THEN (hp % 25) * 12 ELSE 0 END"  # not earned yet
     opted_out = "(enrolled = 'false' AND member_since IS NOT NULL)"
     bound = "CASE WHEN {0} IS NULL THEN NULL ELSE printf('%.2f', {0} / 100.0) END"
-    tier = f"""json_object('id', 14 + rank, 'name', tier, '{{seq}}', rank, 'default', rank = 1, 'hidden', false,
-        'lower_bound', {bound.format('lower')}, 'upper_bound', {bound.format('upper')})"""
+    tier = f"""json_object('id', 14 + rank, 'name', tier, 'number', rank, 'default', rank = 1, 'hidden', false,
+        'lower_bound', {bound.format('lower')}, 'upper_bound', {bound.format('upper')}, 'position', rank - 1)"""
     membership = f"""CASE WHEN tier IS NULL THEN NULL ELSE json_object(
         'started_at', CASE WHEN {_is_date('tier_since')} THEN tier_since || ' 00:00:00Z' ELSE tier_since END,
         'expires_at', NULL, 'manual', hp % 50 = 0,
-        'loyalty_tier', CASE WHEN hp % 2 = 0 THEN {tier.format(seq='number')} ELSE {tier.format(seq='position')} END)
+        'loyalty_tier', {tier})
         END"""
     return f"""
         SELECT json_object(
             'id', _k * 10 + _s, 'merchant_id', customer_id, 'email', email,
             'points_approved', {_int('points_balance')},
             'points_pending', ({pending})::JSON,
-            'points_spent', CASE WHEN {ints} THEN ({gap} - ({pending}))::JSON ELSE {_int('lifetime_points')} END,
+            'points_spent', CASE WHEN {ints} THEN {gap}::JSON ELSE {_int('lifetime_points')} END,
             'rewards_claimed', hp % 4, 'properties', json_object('name', NULL), 'metadata', json_object(),
             'birthday', NULL,
             'blocked', {opted_out} AND hp % 2 = 0,
@@ -157,13 +171,14 @@ def _voucherify_jsonl(rows: str) -> str:
     customer = "'cust_' || substr(md5('c' || _k::VARCHAR || '/' || _s::VARCHAR), 1, 24)"
     camp = "'camp_AQZ1GLRlbGaC2dETd31VbJQ9'"
     ints = f"regexp_full_match(points_balance, {_INT}) AND regexp_full_match(lifetime_points, {_INT})"
+    created = f"CASE WHEN {_is_date('member_since')} THEN member_since || 'T09:12:44.000Z' ELSE member_since END"
+    joined_customer = f"json_object('id', {customer}, 'source_id', customer_id, 'email', email, 'object', 'customer')"
     tier = f"""json_object('id', 'ltr_' || substr(md5(coalesce(rank, 0)::VARCHAR), 1, 18), 'name', tier,
         'campaign_id', {camp}, 'points', json_object('from', lower, 'to', upper),
         'expiration', json_object('customer_id', {customer}, 'campaign_id', {camp}, 'start_date', tier_since,
                                   'expiration_date', NULL),
         'object', 'loyalty_tier')"""
-    return f"""
-        SELECT json_object(
+    v1 = f"""json_object(
             'id', 'v_' || {card}, 'code', upper(substr({card}, 1, 8)), 'campaign', 'Loyalty programme',
             'campaign_id', {camp}, 'category', NULL, 'type', 'LOYALTY_CARD',
             'loyalty_card', json_object(
@@ -173,13 +188,39 @@ def _voucherify_jsonl(rows: str) -> str:
                 'subtracted_points', CASE WHEN {ints} THEN lifetime_points::BIGINT - points_balance::BIGINT END),
             'active', {_bool('enrolled')},
             'holder_id', {customer},
-            'customer', json_object('id', {customer}, 'source_id', customer_id, 'email', email, 'object', 'customer'),
+            'customer', {joined_customer},
             'tiers', json_object('object', 'list', 'data_ref', 'data',
                                  'data', CASE WHEN tier IS NULL THEN json_array() ELSE json_array({tier}) END,
                                  'total', CASE WHEN tier IS NULL THEN 0 ELSE 1 END),
-            'created_at', CASE WHEN {_is_date('member_since')} THEN member_since || 'T09:12:44.000Z'
-                               ELSE member_since END,
-            'object', 'voucher') AS line
+            'created_at', {created},
+            'object', 'voucher')"""
+    program = "'lprg_1247277e5f7bc4600c'"
+    v2 = f"""json_object(
+            'member', json_object('id', 'lmbr_' || substr({card}, 1, 18), 'customer_id', {customer},
+                'program_id', {program},
+                'status', CASE enrolled WHEN 'true' THEN 'ACTIVE' WHEN 'false' THEN 'INACTIVE' ELSE enrolled END,
+                'metadata', json_object(), 'created_at', {created}, 'updated_at', {created}, 'object', 'member'),
+            'program', json_object('id', {program}, 'name', 'Loyalty programme', 'status', 'ACTIVE',
+                                   'metadata', json_object(), 'object', 'program'),
+            'cards', json_array(json_object('member_role', 'OWNER', 'created_at', {created}, 'tier_progress', NULL,
+                'card', json_object('id', 'lcrd_' || substr({card}, 1, 18),
+                    'card_definition_id', 'lcdef_1246fad06006bfd506', 'card_type', 'INDIVIDUAL',
+                    'code', 'CARD-' || upper(substr({card}, 1, 7)),
+                    'lifetime_bucket', json_object(
+                        'points', json_object('total', {_int('lifetime_points')}, 'earned', {_int('lifetime_points')},
+                            'added', 0, 'subtracted', 0, 'expired', 0,
+                            'spent', CASE WHEN {ints} THEN lifetime_points::BIGINT - points_balance::BIGINT END,
+                            'refunded', 0, 'returned', 0, 'locked', 0, 'unlocked', 0),
+                        'pending_points', json_object('total', 0, 'activated', 0, 'canceled', 0)),
+                    'balance', json_object('points', {_int('points_balance')}, 'pending_points', 0),
+                    'next_expiration', CASE WHEN next_expiry_date IS NULL AND next_expiry_amount IS NULL THEN NULL
+                        ELSE json_object('points', {_int('next_expiry_amount')}, 'date', next_expiry_date) END,
+                    'next_activation', NULL, 'object', 'card'),
+                'object', 'member_card')),
+            'object', 'membership',
+            'customer', {joined_customer})"""
+    return f"""
+        SELECT CASE WHEN tier IS NULL THEN {v2} ELSE {v1} END AS line
         FROM ({rows}) ORDER BY _k, _s"""
 
 

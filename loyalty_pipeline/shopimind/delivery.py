@@ -215,10 +215,16 @@ _ACCOUNT_COLUMNS = ("customer_id, points_balance, tier, tier_since, next_expiry_
                     "payload_hash")
 
 
+def contact_of(customer_id: str) -> ContactResolver:
+    """The member's ShopiMind contact: by the shop's customer id, or by email when the member's id is an
+    address (a Yotpo customer report has no shop id and keys members by email, sources/yotpo.py)."""
+    return ContactResolver(by="email" if "@" in customer_id else "id_customer", value=customer_id)
+
+
 def account_record(row: tuple) -> dict[str, Any]:
     customer_id, balance, tier, tier_since, expiry_date, expiry_amount = row[:6]
     return LoyaltyAccountRecord(
-        contact_id=ContactResolver(by="id_customer", value=customer_id), points_balance=balance, tier=tier,
+        contact_id=contact_of(customer_id), points_balance=balance, tier=tier,
         tier_since=tier_since, next_expiry_date=expiry_date, next_expiry_amount=expiry_amount,
         customer_id=customer_id,
     ).model_dump(mode="json")

@@ -7,15 +7,22 @@ query fails naming the line (a truncated last line is the usual case). Values re
 a string as written, a number as the number, JSON null as NULL, an object or array as its JSON.
 
 Adapters describe a record as `paths` (name → JSON path) and build canonical columns from the SQL
-helpers below. The platform's own field names are kept in those names, so a required key missing from
-the first record fails the day naming the key.
+helpers below. Presence is judged per record, never on the first one alone: `required` maps canonical
+columns to the source keys that carry them (a dotted key path, or alternatives of which one is enough).
+A record that lacks one gets the canonical column in `absent`, and validation quarantines that row
+(`missing_field`); the customer id's keys are the exception, their absence is the row's `missing_id`.
+Only a key that no record of the file has fails the day: then the file is not this export (or the
+extraction left out a join), which no single row can be blamed for. A key present with a JSON null is
+present (the value is null); a key path through a null parent is absent.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
+
+import duckdb
 
 from .canonical import quote, quote_ident
 from .encoding import utf8_path
@@ -27,16 +34,26 @@ _INTEGER = "'[+-]?[0-9]{1,18}'"
 Required = str | tuple[str, ...]  # a dotted key path, or alternatives of which one must be present
 
 
-def records_sql(file: ExportFile, encoding: str, *, paths: Mapping[str, str],
-                required: Sequence[Required], select: Mapping[str, str]) -> str:
-    """SQL: `source_line` + `select` (canonical column → SQL expression over the `paths` names)."""
+def records_sql(file: ExportFile, encoding: str, *, paths: Mapping[str, str], required: Mapping[str, Required],
+                select: Mapping[str, str], hints: Mapping[str, str] | None = None) -> str:
+    """SQL: `source_line` + `select` (canonical column → SQL expression over the `paths` names) + `absent`
+    (the canonical columns whose `required` keys the record lacks, comma-separated; NULL when none).
+
+    `hints` (canonical column → text) completes the message of a key that no record has."""
     if file.format != "jsonl":
         raise ExportError(f"{file.path}: this platform's export is JSON Lines (.jsonl), not {file.format}")
     path = utf8_path(file, encoding)
-    check_first_record(file, path, required)
-    names = list(paths)
+    check_first_record(file, path)
+    alternatives = {column: _keys(keys) for column, keys in required.items()}
+    check_presence(file, path, alternatives, hints or {})
+    probes = {f"present:{key}": _json_path(key) for keys in alternatives.values() for key in keys}
+    extract = {**paths, **probes}
+    names = list(extract)
     extracted = ", ".join(f"v[{i}] AS {quote_ident(name)}" for i, name in enumerate(names, 1))
     columns = ", ".join(f"{expr} AS {quote_ident(col)}" for col, expr in select.items())
+    lacking = ", ".join(f"CASE WHEN {_lacks(keys)} THEN {quote(column)} END"
+                        for column, keys in alternatives.items() if column != "customer_id")
+    absent = f"nullif(concat_ws(',', {lacking}), '')" if lacking else "NULL::VARCHAR"
     malformed = ("'line ' || source_line || ': not a complete JSON object (truncated or malformed); "
                  "fix or re-export the file'")
     return f"""
@@ -45,14 +62,14 @@ def records_sql(file: ExportFile, encoding: str, *, paths: Mapping[str, str],
         ), records AS (
             SELECT source_line,
                    CASE WHEN starts_with(ltrim(line), '{{') AND json_valid(line)
-                        THEN json_extract(line, [{", ".join(quote(paths[n]) for n in names)}])
+                        THEN json_extract(line, [{", ".join(quote(extract[n]) for n in names)}])
                         ELSE error({malformed}) END AS v
             FROM lines
             WHERE trim(line) <> ''
         ), fields AS (
             SELECT source_line, {extracted} FROM records
         )
-        SELECT source_line, {columns} FROM fields"""
+        SELECT source_line, {columns}, {absent} AS absent FROM fields"""
 
 
 def lines_reader(path: Path) -> str:
@@ -61,8 +78,8 @@ def lines_reader(path: Path) -> str:
             f"delim={quote(_UNIT_SEPARATOR)}, quote='', escape='', strict_mode=false)")
 
 
-def check_first_record(file: ExportFile, path: Path, required: Sequence[Required]) -> None:
-    """Fail the day when the first record lacks a required key: the export has the wrong shape."""
+def check_first_record(file: ExportFile, path: Path) -> None:
+    """Fail the day when the file has no record, or does not start with a JSON object: not an export."""
     if file.bytes == 0:
         raise ExportError(f"{file.path}: the file is empty (no records)")
     with path.open(encoding="utf-8-sig") as fh:
@@ -75,25 +92,39 @@ def check_first_record(file: ExportFile, path: Path, required: Sequence[Required
         raise ExportError(f"{file.path}: line {number}: not a complete JSON object ({exc.msg})") from exc
     if not isinstance(record, dict):
         raise ExportError(f"{file.path}: line {number}: a JSON {type(record).__name__}, not an object")
-    missing = [" or ".join(r) if isinstance(r, tuple) else r for r in required
-               if not any(_has(record, key) for key in (r if isinstance(r, tuple) else (r,)))]
+
+
+def check_presence(file: ExportFile, path: Path, required: Mapping[str, tuple[str, ...]],
+                   hints: Mapping[str, str]) -> None:
+    """Fail the day for a required key that no record of the file has.
+
+    One probe per key group, each stopping at the first record that has it: on a well-formed export
+    this reads the first rows only; the whole file is read only to report what is missing."""
+    groups = list(required.items())
+    probes = " UNION ALL ".join(
+        f"(SELECT {i} AS g FROM {lines_reader(path)} WHERE json_valid(line) AND "
+        f"({' OR '.join(f'json_extract(line, {quote(_json_path(k))}) IS NOT NULL' for k in keys)}) LIMIT 1)"
+        for i, (_, keys) in enumerate(groups))
+    found = {g for (g,) in duckdb.sql(probes).fetchall()}
+    missing = [(column, keys) for i, (column, keys) in enumerate(groups) if i not in found]
     if missing:
-        raise ExportError(
-            f"{file.path}: line {number}: missing required field(s) {', '.join(missing)}; "
-            f"found {', '.join(record) or 'none'}"
-        )
+        named = "; ".join(f"{' or '.join(keys)} ({column}){': ' + hints[column] if column in hints else ''}"
+                          for column, keys in missing)
+        raise ExportError(f"{file.path}: no record has {named}: not this platform's export, or an incomplete "
+                          "extraction; fix or re-export the file")
 
 
-def _has(record: dict, dotted: str) -> bool:
-    """The key path exists; a null parent counts (a nullable object such as a tier membership)."""
-    node = record
-    for key in dotted.split("."):
-        if node is None:
-            return True
-        if not isinstance(node, dict) or key not in node:
-            return False
-        node = node[key]
-    return True
+def _lacks(keys: tuple[str, ...]) -> str:
+    """SQL: the record has none of `keys` (over the `present:<key>` probes of records_sql)."""
+    return " AND ".join(f"{quote_ident('present:' + key)} IS NULL" for key in keys)
+
+
+def _keys(keys: Required) -> tuple[str, ...]:
+    return keys if isinstance(keys, tuple) else (keys,)
+
+
+def _json_path(dotted: str) -> str:
+    return f"$.{dotted}"
 
 
 # -- SQL helpers over extracted JSON values (NULL when the key is absent) -------------------------------

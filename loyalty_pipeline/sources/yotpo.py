@@ -5,10 +5,17 @@ Two shapes of the same customers:
 * `accounts.jsonl`: one customer object per line, as `GET /api/v2/customers` returns it or as the
   webhooks embed it. The two spell several fields differently (`opt_in` / `is_opt_in`,
   `opted_in_at` / `loyalty_opt_in_date`, `next_points_expire_on` / `loyalty_next_points_expire_on`…):
-  both are read, the API name first.
-* `accounts.csv`: the dashboard customer export. Its full header set is undocumented, so headers are
-  matched loosely against the names below and `source.column_map` (header → canonical column) names
-  the others.
+  both are read, the API name first. Yotpo leaves `vip_tier_name` out of a customer with no tier (its
+  points-expiration-reminder example): an absent tier is no tier. Programs that expire points on
+  inactivity give only `points_expire_at` (the date the customer's points expire): without a
+  `next_points_expire_on`, it is the next expiry, and the whole balance is at risk unless an amount is
+  given.
+* `accounts.csv`: a dashboard customer export or report. Its header set is undocumented, so headers
+  are matched loosely against the names below and `source.column_map` (header → canonical column)
+  names the others. The customer report merchants download (`email, points_earned, points_balance,
+  vip_tier, opt_in_date, loyalty_eligible, created_at`) has no shop customer id: the member is then
+  keyed by the address itself (`customer_id` = the trimmed, lower-cased email), and ShopiMind finds
+  the contact by email (shopimind/delivery.py `contact_of`).
 
 Email is Yotpo's key: a second row with the same email is a duplicate member even under another id.
 `third_party_id` (its typo twin `thirty_party_id` when absent) is the shop's customer id, kept as text.
@@ -24,7 +31,7 @@ from . import canonical
 from .canonical import ACCOUNT_COLUMNS, header
 from .encoding import utf8_path
 from .files import ExportError, ExportFile
-from .jsonl import first_text, flag_text, id_text, records_sql, text
+from .jsonl import first_text, flag_text, id_text, is_integer, records_sql, text
 
 EMAIL_IS_KEY = True
 
@@ -34,28 +41,37 @@ PATHS = {
         "third_party_id", "thirty_party_id", "email", "opt_in", "is_opt_in", "points_balance", "points_earned",
         "vip_tier_name", "vip_tier_entry_date", "opted_in_at", "loyalty_opt_in_date", "next_points_expire_on",
         "loyalty_next_points_expire_on", "next_points_expire_amount", "loyalty_next_points_expire_amount",
+        "points_expire_at",
     )
 }
-REQUIRED = ["email", ("third_party_id", "thirty_party_id"), ("opt_in", "is_opt_in"), "points_balance",
-            "points_earned", "vip_tier_name"]
+REQUIRED = {"customer_id": ("third_party_id", "thirty_party_id"), "email": "email",
+            "enrolled": ("opt_in", "is_opt_in"), "points_balance": "points_balance", "lifetime_points": "points_earned"}
+
+_batch_date = first_text(text("next_points_expire_on"), text("loyalty_next_points_expire_on"))
+_amount = first_text(text("next_points_expire_amount"), text("loyalty_next_points_expire_amount"))
+_balance = text("points_balance")
+# Expiry on inactivity puts the whole (positive) balance at risk on points_expire_at.
+_whole_balance = (f"(CASE WHEN {is_integer(_balance)} THEN CAST(greatest(CAST(trim({_balance}) AS BIGINT), 0) "
+                  f"AS VARCHAR) ELSE {_balance} END)")
 SELECT = {
     "customer_id": first_text(id_text("third_party_id"), id_text("thirty_party_id")),
     "email": text("email"),
     "enrolled": first_text(flag_text("opt_in"), flag_text("is_opt_in")),
-    "points_balance": text("points_balance"),
+    "points_balance": _balance,
     "lifetime_points": text("points_earned"),
     "tier": text("vip_tier_name"),
     "tier_since": text("vip_tier_entry_date"),
     "member_since": first_text(text("opted_in_at"), text("loyalty_opt_in_date")),
-    "next_expiry_date": first_text(text("next_points_expire_on"), text("loyalty_next_points_expire_on")),
-    "next_expiry_amount": first_text(text("next_points_expire_amount"), text("loyalty_next_points_expire_amount")),
+    "next_expiry_date": first_text(_batch_date, text("points_expire_at")),
+    "next_expiry_amount": (f"(CASE WHEN {_batch_date} IS NULL AND {text('points_expire_at')} IS NOT NULL "
+                           f"THEN coalesce({_amount}, {_whole_balance}) ELSE {_amount} END)"),
 }
 
 # Dashboard CSV headers, normalised (lower case, runs of other characters → "_"), per canonical column.
 CSV_HEADERS = {
     "customer_id": ("third_party_id", "thirty_party_id", "customer_id", "shop_customer_id", "external_id"),
     "email": ("email", "customer_email", "email_address"),
-    "enrolled": ("opt_in", "is_opt_in", "opted_in", "loyalty_opt_in", "opt_in_status"),
+    "enrolled": ("opt_in", "is_opt_in", "opted_in", "loyalty_opt_in", "opt_in_status", "loyalty_eligible"),
     "points_balance": ("points_balance", "current_points_balance", "point_balance"),
     "lifetime_points": ("points_earned", "total_points_earned", "lifetime_points"),
     "tier": ("vip_tier_name", "vip_tier", "tier", "tier_name"),
@@ -64,7 +80,7 @@ CSV_HEADERS = {
     "next_expiry_date": ("next_points_expire_on", "loyalty_next_points_expire_on", "points_expiration_date"),
     "next_expiry_amount": ("next_points_expire_amount", "loyalty_next_points_expire_amount", "points_to_expire"),
 }
-CSV_REQUIRED = ["customer_id", "email", "enrolled", "points_balance", "lifetime_points", "tier"]
+CSV_REQUIRED = ["email", "enrolled", "points_balance", "lifetime_points", "tier"]  # customer_id: else the email
 
 
 def accounts_sql(file: ExportFile, encoding: str, column_map: Mapping[str, str] | None = None) -> str:
@@ -109,5 +125,8 @@ def _dashboard_csv_sql(file: ExportFile, encoding: str, column_map: Mapping[str,
             "Map the shop's headers in program.yaml source.column_map, e.g. {'Points Earned': lifetime_points}"
         )
     relation = canonical.relation_sql(file, ACCOUNT_COLUMNS, CSV_REQUIRED, encoding, mapping)
+    # Without an id column the address is the member's id (a cell without "@" identifies no one).
+    customer_id = ("customer_id" if "customer_id" in mapping.values()
+                   else "CASE WHEN contains(email, '@') THEN lower(trim(email)) END")
     return (f"SELECT * REPLACE (CASE WHEN trim(coalesce(enrolled, '')) = '' THEN 'false' ELSE enrolled END "
-            f"AS enrolled) FROM ({relation})")
+            f"AS enrolled, {customer_id} AS customer_id) FROM ({relation})")

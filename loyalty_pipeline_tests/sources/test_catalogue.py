@@ -234,10 +234,11 @@ def test_negative_and_non_numeric_points(tmp_path, shape):
 
 
 def test_loyaltylion_names_the_wrong_part_of_lifetime(tmp_path):
-    rows = [member("loyaltylion", "C1", raw={"points_pending": "12a"}),
-            member("loyaltylion", "C2", raw={"points_spent": None})]
+    rows = [member("loyaltylion", "C1", raw={"points_spent": "12a"}),
+            member("loyaltylion", "C2", raw={"points_spent": None}),
+            member("loyaltylion", "C3", raw={"points_pending": "12a"})]  # pending points are not lifetime yet
     pipeline = ingest(tmp_path, "loyaltylion", rows)
-    assert quarantine(pipeline) == [(1, "C1", "lifetime_points", "points_pending=12a", "invalid_integer"),
+    assert quarantine(pipeline) == [(1, "C1", "lifetime_points", "points_spent=12a", "invalid_integer"),
                                     (2, "C2", "lifetime_points", "points_spent=null", "invalid_integer")]
 
 
@@ -389,20 +390,31 @@ def test_header_only_or_blank_lines_fail(tmp_path, shape):
         fails(tmp_path, shape, "\n\n", "no JSON record")
 
 
-@pytest.mark.parametrize(("shape", "key", "named"), [
-    ("yotpo", "points_earned", "points_earned"),
-    ("yotpo", "third_party_id", "third_party_id or thirty_party_id"),
-    ("yotpo_csv", "Points Earned", "no column for lifetime_points"),
-    ("loyaltylion", "points_pending", "points_pending"),
-    ("voucherify", "loyalty_card.balance", "loyalty_card.balance"),
-    ("voucherify", "tiers", "tiers.data"),
+@pytest.mark.parametrize(("shape", "key", "field", "reason"), [
+    ("yotpo", "points_earned", "lifetime_points", "missing_field"),
+    ("yotpo", "third_party_id", "customer_id", "missing_id"),
+    ("loyaltylion", "points_spent", "lifetime_points", "missing_field"),
+    ("voucherify", "loyalty_card.balance", "points_balance", "missing_field"),
+    ("voucherify", "tiers", "tier", "missing_field"),
 ])
-def test_missing_required_column_fails_naming_it(tmp_path, shape, key, named):
-    rows = [member(shape, "C1", raw={key: DROP}), member(shape, "C2")]
-    if shape == "yotpo_csv":
-        rows = [{k: v for k, v in r.items() if k != key} for r in rows]
+def test_a_required_field_one_record_lacks_quarantines_that_row(tmp_path, shape, key, field, reason):
+    pipeline = ingest(tmp_path, shape, [member(shape, "C1"), member(shape, "C2", raw={key: DROP})])
+    assert quarantine(pipeline) == [(2, None if field == "customer_id" else "C2", field, None, reason)]
+    assert snapshot(pipeline, "customer_id") == [("C1",)]
+
+
+@pytest.mark.parametrize(("shape", "key", "named"), [
+    ("yotpo", "points_earned", "points_earned (lifetime_points)"),
+    ("yotpo", "third_party_id", "third_party_id or thirty_party_id (customer_id)"),
+    ("yotpo_csv", "Points Earned", "no column for lifetime_points"),
+    ("loyaltylion", "points_spent", "points_spent (lifetime_points)"),
+    ("voucherify", "loyalty_card.balance", "loyalty_card.balance or cards[0].card.balance.points (points_balance)"),
+    ("voucherify", "tiers", "tiers.data or cards[0].tier_progress (tier)"),
+])
+def test_a_required_field_no_record_has_fails_the_day_naming_it(tmp_path, shape, key, named):
+    rows = [member(shape, "C1", raw={key: DROP}), member(shape, "C2", raw={key: DROP})]
     message = fails(tmp_path, shape, render(shape, rows), named)
-    assert "source.column_map" in message if shape == "yotpo_csv" else "line 1: missing required field" in message
+    assert "source.column_map" in message if shape == "yotpo_csv" else "no record has" in message
 
 
 def test_yotpo_csv_headers_are_mapped_in_program_yaml(tmp_path):

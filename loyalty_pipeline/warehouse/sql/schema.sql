@@ -27,8 +27,10 @@ CREATE TABLE IF NOT EXISTS raw_accounts (
     tier_since         VARCHAR,
     member_since       VARCHAR,
     next_expiry_date   VARCHAR,
-    next_expiry_amount VARCHAR
+    next_expiry_amount VARCHAR,
+    absent             VARCHAR           -- JSON Lines: canonical columns whose source keys the record lacks
 );
+ALTER TABLE raw_accounts ADD COLUMN IF NOT EXISTS absent VARCHAR;
 
 CREATE TABLE IF NOT EXISTS raw_activities (
     snapshot_date DATE NOT NULL,

@@ -25,7 +25,10 @@ WITH raw AS (
 ), judged AS (
     SELECT
         *,
-        list_filter([
+        -- A required field the record lacks (`absent`, JSON Lines platforms) is the row's first problem;
+        -- what its missing value would also trip (invalid_boolean of a NULL…) is not listed again.
+        list_filter(list_concat(
+          [problem(f, NULL, 'missing_field') FOR f IN coalesce(string_split(absent, ','), [])], [
             CASE WHEN c_customer_id IS NULL THEN problem('customer_id', customer_id, 'missing_id') END,
             -- A spreadsheet turned a long numeric id into a float: the real id is lost.
             CASE WHEN regexp_full_match(c_customer_id, '[0-9.]+[eE][+-]?[0-9]+')
@@ -47,7 +50,9 @@ WITH raw AS (
             CASE WHEN NOT is_blank(next_expiry_amount)
                       AND (c_next_expiry_amount IS NULL OR c_next_expiry_amount < 0)
                  THEN problem('next_expiry_amount', next_expiry_amount, 'invalid_integer') END
-        ], lambda p: p IS NOT NULL) AS problems
+        ]), lambda p: p IS NOT NULL
+              AND (p.reason = 'missing_field' OR NOT list_contains(coalesce(string_split(absent, ','), []), p.field))
+        ) AS problems
     FROM parsed
 )
 SELECT
