@@ -25,10 +25,7 @@ WITH raw AS (
 ), judged AS (
     SELECT
         *,
-        -- A required field the record lacks (`absent`, JSON Lines platforms) is the row's first problem;
-        -- what its missing value would also trip (invalid_boolean of a NULL…) is not listed again.
-        list_filter(list_concat(
-          [problem(f, NULL, 'missing_field') FOR f IN coalesce(string_split(absent, ','), [])], [
+        list_filter([
             CASE WHEN c_customer_id IS NULL THEN problem('customer_id', customer_id, 'missing_id') END,
             -- A spreadsheet turned a long numeric id into a float: the real id is lost.
             CASE WHEN regexp_full_match(c_customer_id, '[0-9.]+[eE][+-]?[0-9]+')
@@ -50,10 +47,17 @@ WITH raw AS (
             CASE WHEN NOT is_blank(next_expiry_amount)
                       AND (c_next_expiry_amount IS NULL OR c_next_expiry_amount < 0)
                  THEN problem('next_expiry_amount', next_expiry_amount, 'invalid_integer') END
-        ]), lambda p: p IS NOT NULL
-              AND (p.reason = 'missing_field' OR NOT list_contains(coalesce(string_split(absent, ','), []), p.field))
-        ) AS problems
+        ], lambda p: p IS NOT NULL) AS found
     FROM parsed
+), with_absent AS (
+    -- A required field the record lacks (`absent`: JSON Lines platforms) is the row's first problem;
+    -- what its missing value also trips (the invalid_boolean of a NULL…) is not listed again.
+    SELECT * EXCLUDE (found),
+           CASE WHEN absent IS NULL THEN found
+                ELSE list_concat([problem(f, NULL, 'missing_field') FOR f IN string_split(absent, ',')],
+                                 list_filter(found, lambda p: NOT list_contains(string_split(absent, ','), p.field)))
+           END AS problems
+    FROM judged
 )
 SELECT
     * EXCLUDE (enrolled, points_balance, lifetime_points, tier, tier_since, member_since, next_expiry_date,
@@ -66,4 +70,4 @@ SELECT
         CASE WHEN is_sentinel_date(c_tier_since) OR is_sentinel_date(c_member_since)
                   OR is_sentinel_date(c_next_expiry_date) THEN 'sentinel_date' END
     ], lambda f: f IS NOT NULL) AS flags
-FROM judged;
+FROM with_absent;
