@@ -19,8 +19,9 @@ quarantined (`missing_field`, or `missing_id` for the customer).
   email may be null.
 * Balance = v1 `loyalty_card.balance` / v2 `balance.points`. Lifetime = v1 `loyalty_card.points` / v2
   `lifetime_bucket.points.total`: every point ever added to the card (earned and added), expired,
-  spent and subtracted ones included, so it never falls.
-* Member = v2 `status` ACTIVE (INACTIVE / DELETED are not), else the v1 voucher's `active` flag.
+  spent and subtracted ones included, so spending and expiry do not lower it.
+* Member = v2 `member.status` ACTIVE (INACTIVE / DELETED are not; a bare v2 member object's `status`
+  too), else the v1 voucher's `active` flag.
 * Tier = v1 `tiers.data[0].name` (tier_since its `expiration.start_date`) / v2
   `tier_progress.current.name` (no start date is read); matched by name through the program's aliases.
 * member_since = the v1 card's / v2 member's `created_at`.
