@@ -1,7 +1,8 @@
 """The canonical export: our own column names, in CSV, Parquet or JSON Lines.
 
-Each reader returns a readers.Relation: the canonical columns as text, so a bad value reaches
-validation (and quarantine) spelled exactly as the file had it, and how its records map to lines.
+Each reader yields the canonical columns as text, so a bad value reaches validation (and
+quarantine) spelled exactly as the file had it: a readers.Relation for CSV and JSON Lines (the
+ingest numbers their lines), SQL carrying its own source_line for Parquet.
 """
 
 from __future__ import annotations
@@ -119,8 +120,9 @@ def _missing_columns(file: ExportFile, missing: list[str], present: Sequence[str
 def relation_sql(file: ExportFile, columns: list[str], required: list[str], encoding: str,
                  column_map: Mapping[str, str] | None = None, *, known: Callable[[str], str | None] | None = None,
                  missing: Callable[[ExportFile, list[str], Sequence[str]], str] = _missing_columns,
-                 optional: bool = False) -> Relation:
-    """The file as every canonical column in VARCHAR (NULL when absent), one row per record.
+                 optional: bool = False) -> Relation | str:
+    """The file as every canonical column in VARCHAR (NULL when absent), one row per record: a
+    Relation, or for Parquet SQL that carries its own source_line.
 
     Headers are matched to columns by resolve_columns (`column_map`, `known`); `missing` words the
     failure when a required one has no header. An `optional` file that declares nothing (0 bytes,
@@ -137,29 +139,28 @@ def relation_sql(file: ExportFile, columns: list[str], required: list[str], enco
     where = resolve_columns(file, present, columns, column_map or {}, known)
     if absent := [c for c in required if c not in where]:
         raise ExportError(missing(file, absent, present))
-    shape = text_shape(file, encoding) if file.format != "parquet" else None
-    if file.format == "csv":
-        source = {c: f"c{p}" for c, p in where.items()}  # csv_reader's positional names
-        skipped = csv_skipped_lines(utf8) if shape.quotes or shape.blank_lines else None
-        reader, first_line = csv_reader(utf8, len(present)), 2  # the header is line 1
-    elif file.format == "jsonl":
-        source = {c: present[p] for c, p in where.items()}
-        skipped = blank_lines(utf8) if shape.blank_lines else None
-        reader, first_line = json_reader(utf8, list(source.values())), 1
-    else:  # Parquet has no lines: a record's number is its 1-based row
-        source = {c: present[p] for c, p in where.items()}
-        reader, first_line, skipped = parquet_reader(utf8), 1, None
+    # CSV columns go by csv_reader's positional names; JSON keys and Parquet columns by their own.
+    source = {c: f"c{p}" if file.format == "csv" else present[p] for c, p in where.items()}
     select = ", ".join(
         f"CAST({quote_ident(source[c])} AS VARCHAR) AS {c}" if c in source else f"NULL::VARCHAR AS {c}"
         for c in columns
     )
-    return Relation(f"SELECT {select} FROM {reader}", first_line, skipped)
+    if file.format == "parquet":
+        # No lines: a record's number is its 1-based row, which the reader gives (no copy needed).
+        return f"SELECT file_row_number + 1 AS source_line, {select} FROM {parquet_reader(utf8, row_numbers=True)}"
+    shape = text_shape(file, encoding)
+    if file.format == "csv":  # the header is line 1
+        skipped = csv_skipped_lines(utf8) if shape.quotes or shape.blank_lines else None
+        return Relation(f"SELECT {select} FROM {csv_reader(utf8, len(present))}", 2, skipped)
+    skipped = blank_lines(utf8) if shape.blank_lines else None
+    return Relation(f"SELECT {select} FROM {json_reader(utf8, list(source.values()))}", 1, skipped)
 
 
-def accounts_sql(file: ExportFile, encoding: str, column_map: Mapping[str, str] | None = None) -> Relation:
+def accounts_sql(file: ExportFile, encoding: str, column_map: Mapping[str, str] | None = None) -> Relation | str:
     return relation_sql(file, ACCOUNT_COLUMNS, REQUIRED_ACCOUNT_COLUMNS, encoding, column_map)
 
 
-def activities_sql(file: ExportFile, encoding: str, column_map: Mapping[str, str] | None = None) -> Relation:
+def activities_sql(file: ExportFile, encoding: str, column_map: Mapping[str, str] | None = None
+                   ) -> Relation | str:
     # Optional: an empty file (0 bytes, blank lines, or a header only) is a day without movements.
     return relation_sql(file, ACTIVITY_COLUMNS, REQUIRED_ACTIVITY_COLUMNS, encoding, column_map, optional=True)

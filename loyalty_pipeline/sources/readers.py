@@ -41,15 +41,15 @@ def literal(path: Path) -> str:
     return quote(str(path))
 
 
-def csv_reader(path: Path, columns: int, *, header: bool = True) -> str:
-    """The file's records as VARCHAR columns c0, c1…, in file order.
+def csv_reader(path: Path, columns: int) -> str:
+    """The file's records after its header, as VARCHAR columns c0, c1…, in file order.
 
     Positional names: the header's own names never reach DuckDB (two headers that differ only in
     case, or an empty one, would not bind); canonical.resolve_columns picks the columns.
     Explicit dialect: auto-detection turns a truncated file into a one-column "success".
     """
     types = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(columns))
-    return (f"read_csv({literal(path)}, columns={{{types}}}, header={str(header).lower()}, auto_detect=false, "
+    return (f"read_csv({literal(path)}, columns={{{types}}}, header=true, auto_detect=false, "
             f"delim=',', quote='\"', escape='\"', strict_mode=true, encoding='utf-8', "
             f"max_line_size={MAX_LINE_BYTES})")
 
@@ -68,15 +68,17 @@ def json_reader(path: Path, keys: list[str]) -> str:
             f"maximum_object_size={MAX_LINE_BYTES})")
 
 
-def parquet_reader(path: Path) -> str:
-    return f"read_parquet({literal(path)})"
+def parquet_reader(path: Path, *, row_numbers: bool = False) -> str:
+    """`row_numbers`: a `file_row_number` column (0-based), which the reader fills in parallel."""
+    return f"read_parquet({literal(path)}{', file_row_number=true' if row_numbers else ''})"
 
 
 def csv_skipped_lines(path: Path) -> str:
     """csv_reader's lines that start no record, as runs (`line`, `lines`): a blank line, and the
     lines a quoted field continues on. A line with an odd number of `"` opens or closes a quoted
     field (escapes `""` come in pairs): the lines after an opening one, through the closing one,
-    continue a record. Only the blank and odd lines are kept from the scan, so it stays cheap."""
+    continue a record. Only the blank and odd lines are kept from the scan, which the ingest runs
+    only for a file holding a `"` or a blank line (encoding.text_shape)."""
     odd = "(length(line) - length(replace(line, '\"', ''))) % 2 = 1"
     return f"""
         WITH marks AS (
