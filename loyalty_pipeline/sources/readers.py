@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MAX_LINE_BYTES = 64 << 20  # a record's line; DuckDB's own defaults (2 MB CSV, 16 MB JSON) are lower
+_SLACK = 1024  # DuckDB counts a line's end (and a BOM) in its limit; encoding.py does not
 _PLAIN = re.compile(r"[\w ./@%+=,-]+", re.ASCII)  # no glob character, no '~', no URL scheme
 _UNIT_SEPARATOR = "\x01"  # a raw control character cannot occur in valid JSON (RFC 8259 §7)
 
@@ -51,21 +52,21 @@ def csv_reader(path: Path, columns: int) -> str:
     types = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(columns))
     return (f"read_csv({literal(path)}, columns={{{types}}}, header=true, auto_detect=false, "
             f"delim=',', quote='\"', escape='\"', strict_mode=true, encoding='utf-8', "
-            f"max_line_size={MAX_LINE_BYTES})")
+            f"max_line_size={MAX_LINE_BYTES + _SLACK})")
 
 
 def lines_reader(path: Path) -> str:
     """The file's physical lines (`line`, NULL when empty) in file order; a BOM is skipped."""
     return (f"read_csv({literal(path)}, columns={{'line': 'VARCHAR'}}, header=false, auto_detect=false, "
             f"delim={quote(_UNIT_SEPARATOR)}, quote='', escape='', strict_mode=false, "
-            f"max_line_size={MAX_LINE_BYTES})")
+            f"max_line_size={MAX_LINE_BYTES + _SLACK})")
 
 
 def json_reader(path: Path, keys: list[str]) -> str:
     """JSON Lines records as VARCHAR `keys` (NULL when absent), in file order; blank lines skipped."""
     types = ", ".join(f"{quote(k)}: 'VARCHAR'" for k in keys)
     return (f"read_json({literal(path)}, format='newline_delimited', columns={{{types}}}, "
-            f"maximum_object_size={MAX_LINE_BYTES})")
+            f"maximum_object_size={MAX_LINE_BYTES + _SLACK})")
 
 
 def parquet_reader(path: Path, *, row_numbers: bool = False) -> str:
