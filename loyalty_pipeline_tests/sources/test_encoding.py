@@ -88,3 +88,15 @@ def test_the_decode_pass_sees_quotes_and_blank_lines_whatever_the_chunks(tmp_pat
     monkeypatch.setattr(encoding, "CHUNK", chunk)
     shape = encoding.text_shape(_export(tmp_path, content), "utf-8")
     assert (shape.quotes, shape.blank_lines) == (quotes, blank_lines)
+
+
+@pytest.mark.parametrize("folder", ["ex*", "e[x]", "o'brien", "a?b", "~home", "s3:"])
+def test_a_path_duckdb_would_expand_is_read_through_a_plain_alias(tmp_path, folder):
+    from loyalty_pipeline.sources import readers
+
+    file = _export(tmp_path / folder, b"a,b\n1,2\n")
+    alias = encoding.utf8_path(file, "utf-8")
+    assert alias != file.path and readers.is_plain(alias) and alias.resolve() == file.path.resolve()
+    assert readers.literal(alias) == f"'{alias}'"
+    with pytest.raises(ValueError, match="not a plain path"):
+        readers.literal(file.path)  # a reader never gets the raw path
