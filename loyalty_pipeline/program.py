@@ -33,7 +33,8 @@ class Source(_Strict):
     accounts_file: str = "accounts"
     activities_file: str = "activities"
     encoding: Literal["utf-8", "windows-1252"] = "utf-8"
-    # Yotpo's dashboard CSV has undocumented headers: map them to canonical names here.
+    # Header → canonical column, for files whose headers differ (Yotpo's dashboard CSV, a shop's own
+    # canonical export): an entry wins over a header that merely carries the column's name.
     column_map: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("column_map")
@@ -45,6 +46,10 @@ class Source(_Strict):
         if unknown:
             raise ValueError(f"maps headers to unknown column(s) {', '.join(unknown)}; "
                              f"canonical columns are {', '.join(ACCOUNT_COLUMNS)}")
+        # Headers are read trimmed: a blank or padded name would never match, silently.
+        if unmatchable := [repr(h) for h in value if not h.strip() or h != h.strip()]:
+            raise ValueError(f"header(s) {', '.join(unmatchable)} are blank or padded with spaces; "
+                             "headers are compared trimmed")
         return value
 
 

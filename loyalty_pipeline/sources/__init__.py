@@ -7,7 +7,8 @@ from types import ModuleType
 from . import canonical, loyaltylion, voucherify, yotpo
 from .files import ExportError, ExportFile, find_export
 
-# program.yaml `source.platform` → adapter: accounts_sql / activities_sql(file, encoding, column_map).
+# program.yaml `source.platform` → adapter: accounts_sql / activities_sql(file, encoding, column_map) give SQL
+# carrying its own source_line, or a readers.Relation that the ingest numbers (warehouse/daily.py).
 ADAPTERS: dict[str, ModuleType] = {
     "canonical": canonical, "yotpo": yotpo, "loyaltylion": loyaltylion, "voucherify": voucherify,
 }

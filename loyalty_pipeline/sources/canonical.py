@@ -1,21 +1,33 @@
 """The canonical export: our own column names, in CSV, Parquet or JSON Lines.
 
-Each reader returns SQL that yields the canonical columns as text plus `source_line`, so a bad
-value reaches validation (and quarantine) spelled exactly as the file had it.
+Each reader yields the canonical columns as text, so a bad value reaches validation (and
+quarantine) spelled exactly as the file had it: a readers.Relation for CSV and JSON Lines (the
+ingest numbers their lines), SQL carrying its own source_line for Parquet.
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import duckdb
 
-from .encoding import utf8_path
+from .encoding import text_shape, utf8_path
 from .files import ExportError, ExportFile
+from .readers import (
+    Relation,
+    blank_lines,
+    csv_reader,
+    csv_skipped_lines,
+    json_reader,
+    parquet_reader,
+    quote,
+    quote_ident,
+)
+
+__all__ = ["quote", "quote_ident"]  # re-exported: the platform adapters import them from here
 
 ACCOUNT_COLUMNS = [
     "customer_id", "email", "enrolled", "points_balance", "lifetime_points", "tier",
@@ -26,83 +38,129 @@ ACTIVITY_COLUMNS = ["customer_id", "occurred_at", "points", "reason"]
 REQUIRED_ACTIVITY_COLUMNS = ["customer_id", "points"]
 
 
-def quote(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+def header(file: ExportFile, encoding: str, path: Path | None = None) -> list[str] | None:
+    """Column names as the file declares them (CSV header, first JSON record's keys, Parquet
+    schema); None when it declares nothing: 0 bytes, or only blank lines.
 
-
-def header(file: ExportFile, encoding: str, path: Path | None = None) -> list[str]:
-    """Column names as the file declares them (CSV header, first JSON object, Parquet schema).
-
-    `path` is the file's UTF-8 view (see encoding.utf8_path), already checked; else decoded here.
+    `path` is the file's UTF-8 view (see encoding.utf8_path), already checked; else made here.
     """
     if file.bytes == 0:
-        raise ExportError(f"{file.path}: the file is empty (no header, no rows)")
+        return None
+    path = path or utf8_path(file, encoding)
     if file.format == "parquet":
-        rel = duckdb.sql(f"DESCRIBE SELECT * FROM read_parquet({quote(str(file.path))})")
-        return [row[0] for row in rel.fetchall()]
-    with (path or utf8_path(file, encoding)).open("rb") as fh:
-        text = fh.readline().decode("utf-8-sig")
-    if file.format == "csv":
-        return [name.strip() for name in next(csv.reader(io.StringIO(text)), [])]
+        return [row[0] for row in duckdb.sql(f"DESCRIBE SELECT * FROM {parquet_reader(path)}").fetchall()]
+    if file.format == "jsonl":
+        first = first_record(file, path)
+        return None if first is None else list(first[1])
+    # newline="": the csv module ends lines at LF, CRLF or a lone CR (an old Mac's export), as DuckDB does.
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        rows = csv.reader(fh)
+        try:
+            names = next(rows, None)
+            if names == [] and any(rows):
+                raise ExportError(f"{file.path}: line 1 is blank; the header must be the first line")
+        except csv.Error as exc:
+            raise ExportError(f"{file.path}: line {rows.line_num}: {exc}; fix or re-export the file") from exc
+    return [name.strip() for name in names] if names else None
+
+
+def first_record(file: ExportFile, path: Path) -> tuple[int, dict] | None:
+    """The first JSON Lines record: (its line, the object); None when there are only blank lines."""
+    with path.open(encoding="utf-8-sig") as fh:
+        number, line = next(((n, raw) for n, raw in enumerate(fh, 1) if raw.strip()), (0, ""))
+    if not number:
+        return None
     try:
-        return list(json.loads(text))
-    except (json.JSONDecodeError, TypeError) as exc:
-        raise ExportError(f"{file.path}: line 1: not a JSON object ({exc})") from exc
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ExportError(f"{file.path}: line {number}: not a complete JSON object ({exc.msg})") from exc
+    except RecursionError as exc:
+        raise ExportError(f"{file.path}: line {number}: JSON nested too deeply to be a record; "
+                          "fix or re-export the file") from exc
+    if not isinstance(record, dict):
+        raise ExportError(f"{file.path}: line {number}: a JSON {type(record).__name__}, not an object")
+    return number, record
 
 
-def check_columns(file: ExportFile, present: list[str], required: list[str]) -> None:
-    missing = [c for c in required if c not in present]
-    if missing:
-        raise ExportError(
-            f"{file.path}: missing required column(s) {', '.join(missing)}; found {', '.join(present) or 'none'}"
-        )
+def resolve_columns(file: ExportFile, present: Sequence[str], columns: Sequence[str],
+                    column_map: Mapping[str, str], known: Callable[[str], str | None] | None = None
+                    ) -> dict[str, int]:
+    """canonical column → position of the file's header holding it.
+
+    An explicit `column_map` entry (header → column) wins over a header that merely carries the
+    column's name; the headers it does not name are matched by `known` (default: the canonical
+    name itself). Two headers for one column that the map does not settle (a duplicated header
+    too) fail the day naming both.
+    """
+    known = known or (lambda name: name)
+    mapped = {column_map[name] for name in present if name in column_map}
+    candidates: dict[str, list[int]] = {}
+    for position, name in enumerate(present):
+        column = column_map.get(name) or known(name)
+        if column in columns and (name in column_map or column not in mapped):
+            candidates.setdefault(column, []).append(position)
+    for column, positions in candidates.items():
+        if len(positions) > 1:
+            names = [present[p] for p in positions]
+            where = ", ".join(str(p + 1) for p in positions)
+            if len(set(names)) == 1:
+                raise ExportError(f"{file.path}: header {names[0]!r} appears {len(names)} times (columns "
+                                  f"{where}); keep one, or rename the others")
+            settle = ("source.column_map maps each of them to it: keep one" if all(n in column_map for n in names)
+                      else f"name the right one in source.column_map (header: {column})")
+            raise ExportError(f"{file.path}: headers {', '.join(map(repr, names))} could all be {column} "
+                              f"(columns {where}): {settle}")
+    return {column: positions[0] for column, positions in candidates.items()}
+
+
+def _missing_columns(file: ExportFile, missing: list[str], present: Sequence[str]) -> str:
+    return f"{file.path}: missing required column(s) {', '.join(missing)}; found {', '.join(present) or 'none'}"
 
 
 def relation_sql(file: ExportFile, columns: list[str], required: list[str], encoding: str,
-                 column_map: Mapping[str, str] | None = None) -> str:
-    """SQL over the file: every canonical column as VARCHAR (NULL when absent) + source_line.
+                 column_map: Mapping[str, str] | None = None, *, known: Callable[[str], str | None] | None = None,
+                 missing: Callable[[ExportFile, list[str], Sequence[str]], str] = _missing_columns,
+                 optional: bool = False) -> Relation | str:
+    """The file as every canonical column in VARCHAR (NULL when absent), one row per record: a
+    Relation, or for Parquet SQL that carries its own source_line.
 
-    `column_map` renames the file's headers (keys) to canonical names (values) first.
+    Headers are matched to columns by resolve_columns (`column_map`, `known`); `missing` words the
+    failure when a required one has no header. An `optional` file that declares nothing (0 bytes,
+    only blank lines) is an empty relation.
     """
     utf8 = utf8_path(file, encoding)
     present = header(file, encoding, utf8)
-    source = {column_map.get(name, name) if column_map else name: name for name in reversed(present)}
-    check_columns(file, list(source), required)
-    path = quote(str(utf8))
-    if file.format == "csv":
-        # Explicit dialect: auto-detection turns a truncated file into a one-column "success".
-        types = ", ".join(f"{quote(c)}: 'VARCHAR'" for c in present)
-        reader = (
-            f"read_csv({path}, columns={{{types}}}, header=true, auto_detect=false, delim=',', "
-            f"quote='\"', escape='\"', strict_mode=true, encoding='utf-8')"
-        )
-        line = "row_number() OVER () + 1"  # header is line 1; insertion order is file order
-    elif file.format == "jsonl":
-        types = ", ".join(f"{quote(source[c])}: 'VARCHAR'" for c in columns if c in source)
-        reader = f"read_json({path}, format='newline_delimited', columns={{{types}}})"
-        line = "row_number() OVER ()"
-    else:
-        # Parquet has no lines: the 1-based row number, from the reader (a window over the whole
-        # file would serialise the scan and double the ingest time).
-        reader = f"read_parquet({path}, file_row_number=true)"
-        line = "file_row_number + 1"
+    if present is None:
+        if optional:
+            return Relation(f"SELECT {', '.join(f'NULL::VARCHAR AS {c}' for c in columns)} WHERE false", 1)
+        if file.format == "jsonl" and file.bytes:
+            raise ExportError(f"{file.path}: no JSON record, only blank lines; a full export is never empty")
+        raise ExportError(f"{file.path}: the file is empty (no header, no rows)")
+    where = resolve_columns(file, present, columns, column_map or {}, known)
+    if absent := [c for c in required if c not in where]:
+        raise ExportError(missing(file, absent, present))
+    # CSV columns go by csv_reader's positional names; JSON keys and Parquet columns by their own.
+    source = {c: f"c{p}" if file.format == "csv" else present[p] for c, p in where.items()}
     select = ", ".join(
         f"CAST({quote_ident(source[c])} AS VARCHAR) AS {c}" if c in source else f"NULL::VARCHAR AS {c}"
         for c in columns
     )
-    return f"SELECT {line} AS source_line, {select} FROM {reader}"
+    if file.format == "parquet":
+        # No lines: a record's number is its 1-based row, which the reader gives (no copy needed).
+        return f"SELECT file_row_number + 1 AS source_line, {select} FROM {parquet_reader(utf8, row_numbers=True)}"
+    shape = text_shape(file, encoding)
+    if file.format == "csv":  # the header is line 1
+        skipped = csv_skipped_lines(utf8) if shape.quotes or shape.blank_lines else None
+        return Relation(f"SELECT {select} FROM {csv_reader(utf8, len(present))}", 2, skipped)
+    skipped = blank_lines(utf8) if shape.blank_lines else None
+    return Relation(f"SELECT {select} FROM {json_reader(utf8, list(source.values()))}", 1, skipped)
 
 
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def accounts_sql(file: ExportFile, encoding: str, column_map: Mapping[str, str] | None = None) -> str:
+def accounts_sql(file: ExportFile, encoding: str, column_map: Mapping[str, str] | None = None) -> Relation | str:
     return relation_sql(file, ACCOUNT_COLUMNS, REQUIRED_ACCOUNT_COLUMNS, encoding, column_map)
 
 
-def activities_sql(file: ExportFile, encoding: str, column_map: Mapping[str, str] | None = None) -> str:
-    if file.bytes == 0 and file.format == "jsonl":  # no header to write: a day without movements is empty
-        nulls = ", ".join(f"NULL::VARCHAR AS {c}" for c in ACTIVITY_COLUMNS)
-        return f"SELECT NULL::BIGINT AS source_line, {nulls} WHERE false"
-    return relation_sql(file, ACTIVITY_COLUMNS, REQUIRED_ACTIVITY_COLUMNS, encoding, column_map)
+def activities_sql(file: ExportFile, encoding: str, column_map: Mapping[str, str] | None = None
+                   ) -> Relation | str:
+    # Optional: an empty file (0 bytes, blank lines, or a header only) is a day without movements.
+    return relation_sql(file, ACTIVITY_COLUMNS, REQUIRED_ACTIVITY_COLUMNS, encoding, column_map, optional=True)

@@ -18,17 +18,16 @@ present (the value is null); a key path through a null parent is absent.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 
 import duckdb
 
-from .canonical import quote, quote_ident
+from .canonical import first_record, quote, quote_ident
 from .encoding import utf8_path
 from .files import ExportError, ExportFile
+from .readers import lines_reader
 
-_UNIT_SEPARATOR = "\x01"  # a raw control character cannot occur in valid JSON (RFC 8259 §7)
 _INTEGER = "'[+-]?[0-9]{1,18}'"
 
 Required = str | tuple[str, ...]  # a dotted key path, or alternatives of which one must be present
@@ -72,26 +71,12 @@ def records_sql(file: ExportFile, encoding: str, *, paths: Mapping[str, str], re
         SELECT source_line, {columns}, {absent} AS absent FROM fields"""
 
 
-def lines_reader(path: Path) -> str:
-    """A table function yielding the file's lines (`line`, NULL when empty) in file order."""
-    return (f"read_csv({quote(str(path))}, columns={{'line': 'VARCHAR'}}, header=false, auto_detect=false, "
-            f"delim={quote(_UNIT_SEPARATOR)}, quote='', escape='', strict_mode=false)")
-
-
 def check_first_record(file: ExportFile, path: Path) -> None:
     """Fail the day when the file has no record, or does not start with a JSON object: not an export."""
     if file.bytes == 0:
         raise ExportError(f"{file.path}: the file is empty (no records)")
-    with path.open(encoding="utf-8-sig") as fh:
-        number, line = next(((n, raw) for n, raw in enumerate(fh, 1) if raw.strip()), (0, ""))
-    if not number:
+    if first_record(file, path) is None:  # fails naming the line when it is not a JSON object
         raise ExportError(f"{file.path}: no JSON record, only blank lines; a full export is never empty")
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise ExportError(f"{file.path}: line {number}: not a complete JSON object ({exc.msg})") from exc
-    if not isinstance(record, dict):
-        raise ExportError(f"{file.path}: line {number}: a JSON {type(record).__name__}, not an object")
 
 
 def check_presence(file: ExportFile, path: Path, required: Mapping[str, tuple[str, ...]],

@@ -25,13 +25,15 @@ Opt-in flags follow the 1/null convention: null (or an empty CSV cell) is "not o
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from . import canonical
-from .canonical import ACCOUNT_COLUMNS, header
+from .canonical import ACCOUNT_COLUMNS
 from .encoding import utf8_path
-from .files import ExportError, ExportFile
+from .files import ExportFile
 from .jsonl import first_text, flag_text, id_text, is_integer, records_sql, text
+from .readers import Relation
 
 EMAIL_IS_KEY = True
 
@@ -83,7 +85,7 @@ CSV_HEADERS = {
 CSV_REQUIRED = ["email", "enrolled", "points_balance", "lifetime_points", "tier"]  # customer_id: else the email
 
 
-def accounts_sql(file: ExportFile, encoding: str, column_map: Mapping[str, str] | None = None) -> str:
+def accounts_sql(file: ExportFile, encoding: str, column_map: Mapping[str, str] | None = None) -> str | Relation:
     if file.format == "csv":
         return _dashboard_csv_sql(file, encoding, column_map or {})
     return records_sql(file, encoding, paths=PATHS, required=REQUIRED, select=SELECT)
@@ -96,37 +98,27 @@ def normalise_header(name: str) -> str:
     return re.sub(r"[^0-9a-z]+", "_", name.strip().lower()).strip("_")
 
 
-def csv_column_map(file: ExportFile, present: list[str], column_map: Mapping[str, str]) -> dict[str, str]:
-    """header → canonical column: `column_map` first (exact header; program.py checks its targets),
-    then the known header names."""
-    mapping = {h: column_map[h] for h in present if h in column_map}
-    known = {alias: column for column, aliases in CSV_HEADERS.items() for alias in aliases}
-    claimed: dict[str, list[str]] = {}
-    for h in present:
-        column = known.get(normalise_header(h))
-        if h not in mapping and column and column not in mapping.values():
-            claimed.setdefault(column, []).append(h)
-    for column, headers in claimed.items():
-        if len(headers) > 1:
-            raise ExportError(f"{file.path}: headers {', '.join(map(repr, headers))} could all be {column}: "
-                              f"name the right one in source.column_map (header: {column})")
-        mapping[headers[0]] = column
-    return mapping
+_KNOWN_HEADERS = {alias: column for column, aliases in CSV_HEADERS.items() for alias in aliases}
 
 
-def _dashboard_csv_sql(file: ExportFile, encoding: str, column_map: Mapping[str, str]) -> str:
-    present = header(file, encoding, utf8_path(file, encoding))
-    mapping = csv_column_map(file, present, column_map)
-    missing = [c for c in CSV_REQUIRED if c not in mapping.values()]
-    if missing:
-        raise ExportError(
-            f"{file.path}: no column for {', '.join(missing)} (Yotpo names such as "
+def known_header(name: str) -> str | None:
+    """The canonical column a dashboard header is known as (loosely: see normalise_header)."""
+    return _KNOWN_HEADERS.get(normalise_header(name))
+
+
+def _missing_columns(file: ExportFile, missing: list[str], present: Sequence[str]) -> str:
+    return (f"{file.path}: no column for {', '.join(missing)} (Yotpo names such as "
             f"{', '.join(repr(CSV_HEADERS[c][0]) for c in missing)}); found {', '.join(present)}. "
-            "Map the shop's headers in program.yaml source.column_map, e.g. {'Points Earned': lifetime_points}"
-        )
-    relation = canonical.relation_sql(file, ACCOUNT_COLUMNS, CSV_REQUIRED, encoding, mapping)
+            "Map the shop's headers in program.yaml source.column_map, e.g. {'Points Earned': lifetime_points}")
+
+
+def _dashboard_csv_sql(file: ExportFile, encoding: str, column_map: Mapping[str, str]) -> Relation:
+    relation = canonical.relation_sql(file, ACCOUNT_COLUMNS, CSV_REQUIRED, encoding, column_map,
+                                      known=known_header, missing=_missing_columns)
+    present = canonical.header(file, encoding, utf8_path(file, encoding)) or []
+    has_id = "customer_id" in canonical.resolve_columns(file, present, ACCOUNT_COLUMNS, column_map, known_header)
     # Without an id column the address is the member's id (a cell without "@" identifies no one).
-    customer_id = ("customer_id" if "customer_id" in mapping.values()
-                   else "CASE WHEN contains(email, '@') THEN lower(trim(email)) END")
-    return (f"SELECT * REPLACE (CASE WHEN trim(coalesce(enrolled, '')) = '' THEN 'false' ELSE enrolled END "
-            f"AS enrolled, {customer_id} AS customer_id) FROM ({relation})")
+    customer_id = "customer_id" if has_id else "CASE WHEN contains(email, '@') THEN lower(trim(email)) END"
+    return replace(relation, records=(
+        "SELECT * REPLACE (CASE WHEN trim(coalesce(enrolled, '')) = '' THEN 'false' ELSE enrolled END "
+        f"AS enrolled, {customer_id} AS customer_id) FROM ({relation.records})"))

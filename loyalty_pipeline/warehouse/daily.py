@@ -14,7 +14,8 @@ from pathlib import Path
 import duckdb
 
 from ..program import Program
-from ..sources import ExportError, adapter, find_export
+from ..sources import ExportError, ExportFile, adapter, find_export
+from ..sources.readers import Relation
 from . import fingerprints
 from .connection import count_day, replace_day, sql, transaction
 
@@ -59,31 +60,65 @@ def ingest_export(con: duckdb.DuckDBPyConnection, exports_dir: Path, day: dt.dat
     readers = {"accounts": (source.accounts_sql, "raw_accounts"),
                "activities": (source.activities_sql, "raw_activities")}
     stats: dict = {}
-    with transaction(con):
-        con.execute("DELETE FROM export_files WHERE snapshot_date = $day", {"day": day})
-        for kind, file in files.items():
-            reader, table = readers[kind]
-            con.execute(f"DELETE FROM {table} WHERE snapshot_date = $day", {"day": day})
-            if file is None:
-                continue
-            relation = reader(file, program.source.encoding, column_map=program.source.column_map)
-            try:
-                rows = replace_day(
-                    con, table, day,
-                    f"SELECT $day AS snapshot_date, $file AS source_file, * FROM ({relation})",
-                    {"file": str(file.path)},
+    try:
+        # Read each file first (into temp tables: see _read), then replace the day in one transaction.
+        reads = {kind: _read(con, kind, file, readers[kind][0](file, program.source.encoding,
+                                                               column_map=program.source.column_map))
+                 for kind, file in files.items() if file is not None}
+        with transaction(con):
+            con.execute("DELETE FROM export_files WHERE snapshot_date = $day", {"day": day})
+            for _, table in readers.values():
+                con.execute(f"DELETE FROM {table} WHERE snapshot_date = $day", {"day": day})
+            for kind, (records, params) in reads.items():
+                file, table = files[kind], readers[kind][1]
+                try:
+                    rows = replace_day(
+                        con, table, day,
+                        f"SELECT $day AS snapshot_date, $file AS source_file, * FROM ({records})",
+                        {"file": str(file.path), **params},
+                    )
+                except duckdb.Error as exc:
+                    raise ExportError(f"{file.path}: {_duckdb_reason(exc)}") from exc
+                if kind == "accounts" and rows == 0:
+                    raise ExportError(f"{file.path}: a header but no rows; a full export is never empty")
+                con.execute(
+                    "INSERT INTO export_files VALUES ($day, $kind, $path, $format, $sha, $bytes, $rows)",
+                    {"day": day, "kind": kind, "path": str(file.path), "format": file.format,
+                     "sha": file.sha256, "bytes": file.bytes, "rows": rows},
                 )
-            except duckdb.Error as exc:
-                raise ExportError(f"{file.path}: {_duckdb_reason(exc)}") from exc
-            if kind == "accounts" and rows == 0:
-                raise ExportError(f"{file.path}: a header but no rows; a full export is never empty")
-            con.execute(
-                "INSERT INTO export_files VALUES ($day, $kind, $path, $format, $sha, $bytes, $rows)",
-                {"day": day, "kind": kind, "path": str(file.path), "format": file.format,
-                 "sha": file.sha256, "bytes": file.bytes, "rows": rows},
-            )
-            stats[kind] = {"path": str(file.path), "sha256": file.sha256, "rows": rows, "format": file.format}
-        return fingerprints.record(con, "ingest", day, fp, stats)
+                stats[kind] = {"path": str(file.path), "sha256": file.sha256, "rows": rows, "format": file.format}
+            return fingerprints.record(con, "ingest", day, fp, stats)
+    finally:
+        for kind in readers:
+            con.execute(f"DROP TABLE IF EXISTS read_{kind}; DROP TABLE IF EXISTS read_{kind}_skipped")
+
+
+def _read(con: duckdb.DuckDBPyConnection, kind: str, file: ExportFile, relation: str | Relation
+          ) -> tuple[str, dict]:
+    """Read `file` ahead of the day's transaction; SQL yielding `source_line` + its columns, and
+    its parameters.
+
+    A Relation is read once into an insertion-ordered temp table `read_<kind>`, whose rowid is the
+    record's index (outside a transaction: inside one, new rows get provisional rowids); its line
+    is that index shifted by the lines that start no record before it (readers.Relation), found
+    without a row_number() window, which would serialise the scan. SQL text carries its own
+    source_line and is read when inserted.
+    """
+    if isinstance(relation, str):
+        return relation, {}
+    records, skipped = f"read_{kind}", f"read_{kind}_skipped"
+    try:
+        con.execute("SET preserve_insertion_order = true")  # rowid = the record's place in the file
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {records} AS {relation.records}")
+        if relation.skipped is not None:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {skipped} AS {relation.skipped}")
+            if con.execute(f"SELECT count(*) FROM {skipped}").fetchone()[0]:
+                return (sql("numbered_records").format(records=records, skipped=skipped),
+                        {"first_line": relation.first_line})
+    except duckdb.Error as exc:
+        raise ExportError(f"{file.path}: {_duckdb_reason(exc)}") from exc
+    # Every line starts a record.
+    return f"SELECT rowid + $first_line AS source_line, * FROM {records}", {"first_line": relation.first_line}
 
 
 def build_snapshot(con: duckdb.DuckDBPyConnection, day: dt.date, program: Program, force: bool = False) -> dict:

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import dagster as dg
 import httpx
 
 from loyalty_pipeline.instance import DAGSTER_YAML
@@ -33,6 +34,10 @@ class DagsterServers:
         self.home.mkdir(parents=True, exist_ok=True)
         # The project's instance (pool limit 1, serial tag), plus what a test needs.
         (self.home / "dagster.yaml").write_text(DAGSTER_YAML + extra_yaml)
+        # Create the instance's storage here, as `dagster dev` does before it starts its processes: the
+        # daemon, the webserver and their code servers creating fresh sqlite storage at the same moment
+        # can both stamp alembic_version ("more than one head present") and the location fails to load.
+        dg.DagsterInstance.from_config(str(self.home)).dispose()
         self.env = {**os.environ, "DAGSTER_HOME": str(self.home), **env}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

@@ -6,13 +6,26 @@ CREATE OR REPLACE TEMP MACRO parse_int(x) AS
 CREATE OR REPLACE TEMP MACRO parse_bool(x) AS
     CASE WHEN lower(trim(x)) IN ('true', 't', '1', 'yes', 'y') THEN true
          WHEN lower(trim(x)) IN ('false', 'f', '0', 'no', 'n') THEN false END;
+-- A date or timestamp an export means starts with its year: DuckDB's casts also read words ('epoch' =
+-- 1970-01-01, 'infinity', '-infinity'), which are invalid here. (A year out of any sane range, or a
+-- "(BC)" suffix, parses: is_sentinel_date below turns it into NULL + flag.)
+CREATE OR REPLACE TEMP MACRO starts_with_digit(x) AS ascii(ltrim(x)) BETWEEN 48 AND 57;
 -- A timestamp keeps the date it was written with (its own offset); epoch milliseconds (13 digits,
 -- as Yotpo webhooks send them) have no offset: their UTC date.
 CREATE OR REPLACE TEMP MACRO parse_date(x) AS
-    coalesce(TRY_CAST(trim(x) AS DATE), TRY_CAST(TRY_CAST(trim(x) AS TIMESTAMPTZ) AS DATE),
-             CASE WHEN regexp_full_match(trim(x), '[0-9]{13}') THEN CAST(epoch_ms(CAST(trim(x) AS BIGINT)) AS DATE) END);
--- Platforms write "no date" as a sentinel (Yotpo 0001-01-01, Smile year 1004).
-CREATE OR REPLACE TEMP MACRO is_sentinel_date(d) AS d IS NOT NULL AND year(d) < 1900;
+    CASE WHEN starts_with_digit(x) THEN
+        coalesce(TRY_CAST(trim(x) AS DATE), TRY_CAST(TRY_CAST(trim(x) AS TIMESTAMPTZ) AS DATE),
+                 CASE WHEN regexp_full_match(trim(x), '[0-9]{13}') THEN CAST(epoch_ms(CAST(trim(x) AS BIGINT)) AS DATE) END)
+    END;
+CREATE OR REPLACE TEMP MACRO parse_timestamp(x) AS
+    CASE WHEN starts_with_digit(x) THEN TRY_CAST(trim(x) AS TIMESTAMPTZ) END;
+-- Platforms write "no date" as a sentinel (Yotpo 0001-01-01, Smile year 1004, "never" 9999-12-31): any date
+-- outside 1900-2099 is taken as one (99999-01-01 too). It becomes NULL + flag, so no consumer meets a date
+-- it cannot hold (Python's end at year 9999).
+CREATE OR REPLACE TEMP MACRO is_sentinel_date(d) AS
+    d IS NOT NULL AND (d < DATE '1900-01-01' OR d >= DATE '2100-01-01');
+-- A control character (NUL, tab, newline, DEL, C1…) in an id is a broken export, never a shop's id.
+CREATE OR REPLACE TEMP MACRO has_control_character(x) AS regexp_matches(x, '\p{Cc}');
 CREATE OR REPLACE TEMP MACRO is_valid_email(x) AS regexp_full_match(x, '[^@\s]+@[^@\s]+\.[^@\s]+');
 CREATE OR REPLACE TEMP MACRO norm_text(x) AS nullif(trim(nfc_normalize(x)), '');
 CREATE OR REPLACE TEMP MACRO problem(field, value, reason) AS {'field': field, 'value': value, 'reason': reason};
