@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)/.dagster
 
 BENCH_MEMBERS ?= 1000000
-BENCH_ARGS ?=    # e.g. --outbound-repeats 1, --skip-outbound, --formats parquet (python -m loyalty_pipeline.bench --help)
+BENCH_ARGS ?=    # e.g. --outbound-repeats 1, --skip-outbound, --formats parquet (python -m loyalty_pipeline.devtools.bench --help)
 PLATFORM ?=  # canonical | yotpo | loyaltylion | voucherify (default: program.yaml source.platform)
 
 .PHONY: install demo test dev bench lint clean
@@ -19,17 +19,17 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: install  ## two weeks of sample exports, processed day by day on the embedded defaults
-	$(BIN)/loyalty-pipeline demo $(if $(PLATFORM),--platform $(PLATFORM))
+	$(BIN)/loyalty-devtools demo $(if $(PLATFORM),--platform $(PLATFORM))
 
 test: install  ## the whole suite, from scratch
 	$(BIN)/python -m pytest
 
 dev: install  ## the Dagster UI (runs made by `make demo` included), delivering to a local ShopiMind emulator
 	$(BIN)/python -c "from loyalty_pipeline.instance import dagster_home; dagster_home()"
-	$(BIN)/python -m loyalty_pipeline.shopimind.demo $(BIN)/dagster dev -w workspace.yaml  # unless SHOPIMIND_* are set
+	$(BIN)/python -m loyalty_pipeline.devtools.emulator.local $(BIN)/dagster dev -w workspace.yaml  # unless SHOPIMIND_* are set
 
 bench: install  ## speed and memory against the machine's limits (not part of `make test`)
-	$(BIN)/python -m loyalty_pipeline.bench --members $(BENCH_MEMBERS) $(BENCH_ARGS)
+	$(BIN)/python -m loyalty_pipeline.devtools.bench --members $(BENCH_MEMBERS) $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

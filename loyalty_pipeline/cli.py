@@ -1,4 +1,7 @@
-"""`loyalty-pipeline`: run days from the shell, make sample exports, serve the emulator, run the demo."""
+"""`loyalty-pipeline`: run business dates from the shell, see what the warehouse holds, release rejected rows.
+
+(The demo, the sample exports and the ShopiMind emulator are development tools: `loyalty-devtools`.)
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from . import settings
 
@@ -187,31 +189,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if run_days(args.start, args.end, tags=dict(args.tag) or None) else 1
 
 
-def cmd_generate(args: argparse.Namespace) -> int:
-    from .program import load_program
-    from .sample.generator import generate_sample
-    from .sample.platforms import DEFAULT_FORMAT
-
-    program = load_program(settings.program_path())
-    dirs = generate_sample(
-        Path(args.out), members=args.members, days=args.days, end=args.end, seed=args.seed,
-        fmt=args.format or DEFAULT_FORMAT[args.platform], bad_row_rate=args.bad_row_rate, program=program,
-        platform=args.platform,
-    )
-    print(f"wrote {len(dirs)} days to {args.out} ({dirs[0].name} … {dirs[-1].name})")
-    if program.source.platform != args.platform:
-        print(f"note: {settings.program_path()} reads source.platform {program.source.platform}; "
-              f"set it to {args.platform} to process these files")
-    return 0
-
-
-def cmd_emulator(args: argparse.Namespace) -> int:
-    from .shopimind.emulator import serve
-
-    serve(host=args.host, port=args.port)
-    return 0
-
-
 def cmd_summary(args: argparse.Namespace) -> int:
     from .report import print_summary
 
@@ -234,12 +211,6 @@ def cmd_shopimind_replay(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
-
-    return run_demo(members=args.members, days=args.days, platform=args.platform)
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="loyalty-pipeline", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -251,24 +222,6 @@ def parser() -> argparse.ArgumentParser:
                      help="run tag, e.g. loyalty/confirm_volume_change=true after a checked big change")
     run.set_defaults(func=cmd_run)
 
-    gen = sub.add_parser("generate-sample", help="write simulated daily exports")
-    gen.add_argument("--members", type=int, default=2000)
-    gen.add_argument("--days", type=int, default=14)
-    gen.add_argument("--end", type=_date, default=dt.date.today() - dt.timedelta(days=1))
-    gen.add_argument("--out", default=str(settings.exports_dir()))
-    gen.add_argument("--seed", type=int, default=42)
-    gen.add_argument("--format", choices=["csv", "parquet", "jsonl"], default=None,
-                     help="default: csv for canonical, jsonl for the platforms (yotpo also writes csv)")
-    gen.add_argument("--bad-row-rate", type=float, default=0.005)
-    gen.add_argument("--platform", choices=["canonical", "yotpo", "loyaltylion", "voucherify"],
-                     default="canonical")
-    gen.set_defaults(func=cmd_generate)
-
-    emu = sub.add_parser("emulator", help="serve the ShopiMind emulator on 127.0.0.1")
-    emu.add_argument("--host", default="127.0.0.1")
-    emu.add_argument("--port", type=int, default=8765)
-    emu.set_defaults(func=cmd_emulator)
-
     summary = sub.add_parser("summary", help="print what the warehouse holds, day by day")
     summary.set_defaults(func=cmd_summary)
 
@@ -279,13 +232,6 @@ def parser() -> argparse.ArgumentParser:
     replay.add_argument("--code-name", help="only events of this type, e.g. loyalty.points_earned")
     replay.add_argument("--destination", help="only rows of this API base URL")
     replay.set_defaults(func=cmd_shopimind_replay)
-
-    demo = sub.add_parser("demo", help="sample exports → every day → summary (what `make demo` runs)")
-    demo.add_argument("--members", type=int, default=2000)
-    demo.add_argument("--days", type=int, default=14)
-    demo.add_argument("--platform", choices=["canonical", "yotpo", "loyaltylion", "voucherify"], default=None,
-                      help="export shape to simulate and read (default: program.yaml source.platform)")
-    demo.set_defaults(func=cmd_demo)
     return p
 
 

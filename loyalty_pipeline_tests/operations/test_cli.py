@@ -10,7 +10,7 @@ import pytest
 from loyalty_pipeline.cli import main
 from loyalty_pipeline.defs.partitions import daily_partitions
 from loyalty_pipeline.defs.shopimind.resources import KEY_ENV
-from loyalty_pipeline.shopimind.emulator import Emulator
+from loyalty_pipeline.devtools.emulator import Emulator
 from loyalty_pipeline_tests.harness import account
 from loyalty_pipeline_tests.shopimind.helpers import delivery_pipeline
 

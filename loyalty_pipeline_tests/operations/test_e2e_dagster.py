@@ -24,8 +24,8 @@ import dagster as dg
 import duckdb
 import pytest
 
+from loyalty_pipeline.devtools.emulator import EMULATOR_API_KEY, Emulator
 from loyalty_pipeline.program import load_program
-from loyalty_pipeline.shopimind.emulator import EMULATOR_API_KEY, Emulator
 from loyalty_pipeline_tests.harness import ACCOUNT_HEADER, DEFAULT_PROGRAM, account
 from loyalty_pipeline_tests.operations.servers import DagsterServers
 

@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 
 from loyalty_pipeline.defs.shopimind.resources import KEY_ENV, URL_ENV, ShopiMindResource
-from loyalty_pipeline.shopimind.emulator import Emulator
+from loyalty_pipeline.devtools.emulator import Emulator
 from loyalty_pipeline_tests.harness import Pipeline, account
 from loyalty_pipeline_tests.shopimind.helpers import FAST, history_keys, materialization
 

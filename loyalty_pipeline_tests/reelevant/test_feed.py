@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from loyalty_pipeline.devtools.bench.reelevant import make_snapshot, run_mode
 from loyalty_pipeline.program import load_program
-from loyalty_pipeline.reelevant.bench import make_snapshot, run_mode
 from loyalty_pipeline.reelevant.feed import (
     FeedError,
     LoyaltyProgrammeRecord,

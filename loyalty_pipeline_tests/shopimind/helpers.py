@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 
 from loyalty_pipeline.defs.shopimind.resources import KEY_ENV, ShopiMindResource
-from loyalty_pipeline.shopimind.emulator import Emulator
+from loyalty_pipeline.devtools.emulator import Emulator
 from loyalty_pipeline_tests.harness import Pipeline, failure_messages
 
 # Fast, patient settings for tests: tiny backoffs, no wait for histories (the emulator lists at once).

@@ -9,8 +9,8 @@ from urllib.parse import quote, quote_plus
 import httpx
 import pytest
 
+from loyalty_pipeline.devtools.emulator import Emulator
 from loyalty_pipeline.shopimind.client import AuthError, RateLimiter, ShopiMindClient, retry_after_seconds
-from loyalty_pipeline.shopimind.emulator import Emulator
 
 KEY = "test-key-0123456789-abcdef"
 

@@ -12,7 +12,7 @@ import pytest
 
 from loyalty_pipeline.defs.shopimind.assets import dry_run_config
 from loyalty_pipeline.defs.shopimind.resources import KEY_ENV
-from loyalty_pipeline.shopimind.emulator import Emulator
+from loyalty_pipeline.devtools.emulator import Emulator
 from loyalty_pipeline.shopimind.models import LOYALTY_ACCOUNT
 from loyalty_pipeline_tests.harness import account, day
 from loyalty_pipeline_tests.shopimind.helpers import (

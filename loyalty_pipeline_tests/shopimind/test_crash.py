@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from loyalty_pipeline.defs.shopimind.resources import KEY_ENV, URL_ENV
+from loyalty_pipeline.devtools.emulator import Emulator
 from loyalty_pipeline.settings import PROJECT_ROOT
-from loyalty_pipeline.shopimind.emulator import Emulator
 from loyalty_pipeline_tests.harness import account
 from loyalty_pipeline_tests.shopimind.helpers import delivery_pipeline, history_keys, pending_keys
 

@@ -11,11 +11,11 @@ import pytest
 
 from loyalty_pipeline.defs.shopimind.assets import event_types
 from loyalty_pipeline.defs.shopimind.resources import KEY_ENV
+from loyalty_pipeline.devtools.emulator import Emulator
+from loyalty_pipeline.devtools.sample.generator import generate_sample
 from loyalty_pipeline.program import load_program
-from loyalty_pipeline.sample.generator import generate_sample
 from loyalty_pipeline.shopimind import setup as bootstrap  # not setup_module: a pytest hook name
 from loyalty_pipeline.shopimind.delivery import replay
-from loyalty_pipeline.shopimind.emulator import Emulator
 from loyalty_pipeline.warehouse.connection import connect
 from loyalty_pipeline_tests.harness import DEFAULT_PROGRAM, Pipeline, account, failure_messages
 from loyalty_pipeline_tests.shopimind.helpers import (

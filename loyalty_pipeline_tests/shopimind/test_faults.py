@@ -14,7 +14,7 @@ import dagster as dg
 import pytest
 
 from loyalty_pipeline.defs.shopimind.resources import KEY_ENV, ShopiMindResource
-from loyalty_pipeline.shopimind.emulator import Emulator
+from loyalty_pipeline.devtools.emulator import Emulator
 from loyalty_pipeline_tests.harness import Pipeline, account, failure_messages
 from loyalty_pipeline_tests.shopimind.helpers import (
     FAST,

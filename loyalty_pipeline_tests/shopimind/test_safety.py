@@ -11,7 +11,7 @@ import pytest
 
 from loyalty_pipeline.defs.shopimind.assets import dry_run_config
 from loyalty_pipeline.defs.shopimind.resources import KEY_ENV, ShopiMindResource
-from loyalty_pipeline.shopimind.emulator import Emulator
+from loyalty_pipeline.devtools.emulator import Emulator
 from loyalty_pipeline_tests.harness import Pipeline, account, failure_messages
 from loyalty_pipeline_tests.shopimind.helpers import delivery_pipeline, history_keys, materialization
 
@@ -84,7 +84,7 @@ def test_without_a_key_the_outbound_assets_fail_saying_how_to_fix_it(tmp_path: P
     assert set(failures) == {"shopimind_setup", "shopimind_accounts", "shopimind_events"}
     for message in failures.values():
         assert "SHOPIMIND_API_KEY is not set, so nothing can be delivered" in message
-        assert "loyalty-pipeline emulator" in message and "SHOPIMIND_BASE_URL=http://127.0.0.1:8765" in message
+        assert "loyalty-devtools emulator" in message and "SHOPIMIND_BASE_URL=http://127.0.0.1:8765" in message
     # Ingest is not held hostage by the missing key; nothing ShopiMind-side claims to be done.
     done = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert {"loyalty_snapshot", "loyalty_events"} <= done and not {a for a in done if "shopimind" in a}

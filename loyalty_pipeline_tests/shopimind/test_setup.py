@@ -9,10 +9,10 @@ import httpx
 import pytest
 
 from loyalty_pipeline.defs.shopimind.assets import event_types
+from loyalty_pipeline.devtools.emulator import Emulator
 from loyalty_pipeline.events.catalogue import CATALOGUE
 from loyalty_pipeline.program import load_program
 from loyalty_pipeline.shopimind.client import ShopiMindClient, ShopiMindError
-from loyalty_pipeline.shopimind.emulator import Emulator
 from loyalty_pipeline.shopimind.setup import (
     SetupResult,
     ensure_definition,

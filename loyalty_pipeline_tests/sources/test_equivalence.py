@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from loyalty_pipeline.devtools.sample.generator import generate_sample
 from loyalty_pipeline.program import load_program
-from loyalty_pipeline.sample.generator import generate_sample
 from loyalty_pipeline_tests.harness import Pipeline
 from loyalty_pipeline_tests.sources.helpers import platform_pipeline
 

@@ -15,9 +15,9 @@ import duckdb
 import pytest
 
 from loyalty_pipeline.defs.shopimind.resources import KEY_ENV
+from loyalty_pipeline.devtools.emulator import Emulator
 from loyalty_pipeline.events.derive import build_events
 from loyalty_pipeline.program import load_program
-from loyalty_pipeline.shopimind.emulator import Emulator
 from loyalty_pipeline.sources import ExportError, find_export, loyaltylion
 from loyalty_pipeline.warehouse.connection import connect
 from loyalty_pipeline.warehouse.daily import build_deltas, build_snapshot, ingest_export

@@ -12,7 +12,6 @@ from pydantic import Field
 
 from ...shopimind.client import ShopiMindClient
 from ...shopimind.delivery import DeliverySettings
-from ...shopimind.emulator import EMULATOR_API_KEY
 
 DEFAULT_BASE_URL = "https://core.shopimind.com"
 KEY_ENV, URL_ENV = "SHOPIMIND_API_KEY", "SHOPIMIND_BASE_URL"
@@ -21,8 +20,8 @@ _KEY_PATTERN = re.compile(r"^[a-zA-Z0-9-]{20,64}$")  # documented on every API p
 MISSING_KEY = (
     f"{KEY_ENV} is not set, so nothing can be delivered to ShopiMind (and nothing was). Set {KEY_ENV} "
     f"(and {URL_ENV} if not {DEFAULT_BASE_URL}) in the environment of the Dagster process; or use the "
-    f"bundled emulator: run `loyalty-pipeline emulator` and set {URL_ENV}=http://127.0.0.1:8765 "
-    f"{KEY_ENV}={EMULATOR_API_KEY}. To preview without sending, run with op config `dry_run: true`."
+    f"bundled emulator: run `loyalty-devtools emulator` and set {URL_ENV}=http://127.0.0.1:8765 and the "
+    f"{KEY_ENV} it prints. To preview without sending, run with op config `dry_run: true`."
 )
 
 

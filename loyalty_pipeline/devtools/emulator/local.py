@@ -1,6 +1,6 @@
 """`make demo` / `make dev` side of ShopiMind: deliver to a local emulator unless told otherwise.
 
-`python -m loyalty_pipeline.shopimind.demo CMD…` runs CMD (e.g. `dagster dev`) with SHOPIMIND_* pointing
+`python -m loyalty_pipeline.devtools.emulator.local CMD…` runs CMD (e.g. `dagster dev`) with SHOPIMIND_* pointing
 at an emulator served by this process on 127.0.0.1:8765 (or a free port if taken).
 """
 
@@ -14,9 +14,9 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from .emulator import EMULATOR_API_KEY, Emulator
-
-KEY_ENV, URL_ENV = "SHOPIMIND_API_KEY", "SHOPIMIND_BASE_URL"
+from ...defs.shopimind.resources import KEY_ENV, URL_ENV
+from .server import Emulator
+from .store import EMULATOR_API_KEY
 
 
 @contextmanager

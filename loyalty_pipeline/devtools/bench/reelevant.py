@@ -1,6 +1,6 @@
 """Time and peak memory of writing the Reelevant feed for N members (default 1 000 000).
 
-    .venv/bin/python -m loyalty_pipeline.reelevant.bench [--rows N] [--keep DIR]
+    .venv/bin/python -m loyalty_pipeline.devtools.bench.reelevant [--rows N] [--keep DIR]
 
 Builds an N-member snapshot directly in a scratch DuckDB file (no export, no ingest), then runs each
 way of writing the file in a fresh process, so each peak RSS is its own:
@@ -25,11 +25,11 @@ from pathlib import Path
 
 from pydantic import TypeAdapter
 
-from ..program import load_program
-from ..settings import program_path
-from ..warehouse.connection import connect, sql
-from ..warehouse.daily import prepare
-from .feed import LoyaltyProgrammeRecord, feed_params, write_feed
+from ...program import load_program
+from ...reelevant.feed import LoyaltyProgrammeRecord, feed_params, write_feed
+from ...settings import program_path
+from ...warehouse.connection import connect, sql
+from ...warehouse.daily import prepare
 
 DAY = dt.date(2026, 3, 1)
 MODES = ("feed", "copy", "objects")
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
             out = root / mode
             out.mkdir(exist_ok=True)
             result = subprocess.run(
-                [sys.executable, "-m", "loyalty_pipeline.reelevant.bench", "--child", mode, str(db), str(out)],
+                [sys.executable, "-m", "loyalty_pipeline.devtools.bench.reelevant", "--child", mode, str(db), str(out)],
                 check=True, capture_output=True, text=True)
             print(result.stdout.strip(), flush=True)
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import duckdb
 
-from ..program import Program, normalize_tier_name
+from ...program import Program, normalize_tier_name
 from .generator import WRITERS, Fmt, SimDay, _accounts_text_sql, _bad_rows_sql, _lit, write_canonical
 
 FORMATS: dict[str, tuple[str, ...]] = {

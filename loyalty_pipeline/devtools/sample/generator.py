@@ -98,7 +98,8 @@ from typing import Literal
 
 import duckdb
 
-from ..program import Platform, Program, Tier, load_program, normalize_tier_name
+from ...program import Platform, Program, Tier, load_program, normalize_tier_name
+from ...settings import PROJECT_ROOT
 
 Fmt = Literal["csv", "parquet", "jsonl"]
 
@@ -661,7 +662,7 @@ WRITERS: dict[str, Writer] = {"canonical": write_canonical}
 
 
 def _default_program() -> Program:
-    path = Path(__file__).resolve().parents[2] / "data" / "program.yaml"
+    path = PROJECT_ROOT / "data" / "program.yaml"
     if path.exists():
         return load_program(path)
     return Program(

@@ -112,7 +112,7 @@ def remove_db(path: Path) -> None:
 
 def run_child(stage: str, args: dict, work: Path, *, timeout_s: float | None = None,
               env: dict | None = None) -> dict:
-    """Run one stage in a fresh interpreter (`python -m loyalty_pipeline.bench.child`); return its JSON.
+    """Run one stage in a fresh interpreter (`python -m loyalty_pipeline.devtools.bench.child`); return its JSON.
 
     The child writes its result to a file (stdout is left to DuckDB progress bars and Dagster logs,
     which go to <work>/logs/)."""
@@ -122,7 +122,7 @@ def run_child(stage: str, args: dict, work: Path, *, timeout_s: float | None = N
     result_path, log_path = logs / f"{stamp}.json", logs / f"{stamp}.log"
     request = json.dumps({"stage": stage, "args": args, "result": str(result_path)}, default=str)
     with log_path.open("w") as log:
-        proc = subprocess.run([sys.executable, "-m", "loyalty_pipeline.bench.child", request],
+        proc = subprocess.run([sys.executable, "-m", "loyalty_pipeline.devtools.bench.child", request],
                               stdout=log, stderr=subprocess.STDOUT, timeout=timeout_s,
                               env={**os.environ, **(env or {})})
     if proc.returncode != 0 or not result_path.exists():

@@ -12,10 +12,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from loyalty_pipeline.devtools.sample.generator import ACCOUNT_COLUMNS, BAD_KINDS, REASONS, generate_sample
 from loyalty_pipeline.program import load_program, normalize_tier_name
-from loyalty_pipeline.sample.generator import ACCOUNT_COLUMNS, BAD_KINDS, REASONS, generate_sample
+from loyalty_pipeline.settings import PROJECT_ROOT
 
-PROGRAM = load_program(Path(__file__).resolve().parents[2] / "data" / "program.yaml")
+PROGRAM = load_program(PROJECT_ROOT / "data" / "program.yaml")
 MEMBERS = 2000
 DAYS = 3
 END = dt.date(2026, 3, 29)  # Europe/Paris switches to summer time that day

@@ -17,8 +17,8 @@ BOOTSTRAP_ROUTES = {"GET /v1/custom-data-definitions", "POST /v1/custom-data-def
 def test_bench_smoke(tmp_path: Path) -> None:
     out = tmp_path / "results"
     proc = subprocess.run(
-        [sys.executable, "-m", "loyalty_pipeline.bench", "--members", "2000", "--repeats", "1", "--formats", "csv",
-         "--out", str(out), "--work", str(tmp_path / "work")],
+        [sys.executable, "-m", "loyalty_pipeline.devtools.bench", "--members", "2000", "--repeats", "1",
+         "--formats", "csv", "--out", str(out), "--work", str(tmp_path / "work")],
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "Targets" in proc.stdout and "bare DuckDB reference" in proc.stdout

@@ -1,4 +1,4 @@
-"""One bench stage in a fresh interpreter: `python -m loyalty_pipeline.bench.child '<json request>'`.
+"""One bench stage in a fresh interpreter: `python -m loyalty_pipeline.devtools.bench.child '<json request>'`.
 
 The request names the stage, its arguments and where to write the JSON result (see common.run_child).
 """
@@ -13,9 +13,9 @@ from pathlib import Path
 
 
 def generate(args: dict) -> dict:
-    from ..program import load_program
+    from ...program import load_program
+    from ...settings import program_path
     from ..sample.generator import generate_sample
-    from ..settings import program_path
     from .common import DAY2
 
     out = Path(args["out"])

@@ -29,14 +29,14 @@ from urllib.parse import quote
 import duckdb
 import httpx
 
-from ..defs.shopimind.assets import event_types
-from ..defs.shopimind.resources import ShopiMindResource
-from ..program import load_program
-from ..settings import program_path
-from ..shopimind.delivery import account_record, deliver_accounts, deliver_events, trigger_body
-from ..shopimind.emulator import EMULATOR_API_KEY
-from ..shopimind.setup import ensure_definition, ensure_event_types, ensure_setup_cached
-from ..warehouse.connection import connect
+from ...defs.shopimind.assets import event_types
+from ...defs.shopimind.resources import ShopiMindResource
+from ...program import load_program
+from ...settings import program_path
+from ...shopimind.delivery import account_record, deliver_accounts, deliver_events, trigger_body
+from ...shopimind.setup import ensure_definition, ensure_event_types, ensure_setup_cached
+from ...warehouse.connection import connect
+from ..emulator import EMULATOR_API_KEY
 from .common import DAY2, Peak, copy_db, measured, remove_db
 from .processing import asset_job, bench_resources, run_job, run_steps
 

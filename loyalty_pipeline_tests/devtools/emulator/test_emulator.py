@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from loyalty_pipeline.shopimind.emulator import EMULATOR_API_KEY, Emulator
+from loyalty_pipeline.devtools.emulator import EMULATOR_API_KEY, Emulator
 
 # Exact body of step 1 of the loyalty use case (seeds/000).
 LOYALTY_ACCOUNT = {

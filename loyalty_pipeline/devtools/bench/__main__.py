@@ -1,9 +1,9 @@
 """`make bench`: speed and memory of one day's run at N members, against bare references.
 
-    python -m loyalty_pipeline.bench [--members 1000000] [--repeats 3] [--formats csv,parquet]
+    python -m loyalty_pipeline.devtools.bench [--members 1000000] [--repeats 3] [--formats csv,parquet]
                                      [--out bench/results] [--skip-outbound] [--skip-dagster] ...
 
-1. Generates two days of the simulated program (loyalty_pipeline.sample) per format.
+1. Generates two days of the simulated program (loyalty_pipeline.devtools.sample) per format.
 2. Processing of day 2: the pipeline's four steps, then the bare DuckDB reference, in one child per
    (format, repeat); one Dagster job run per format for Dagster's overhead.
 3. Outbound of day 2 against the emulator (own process): the pipeline's delivery and a raw httpx
@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..settings import PROJECT_ROOT
+from ...settings import PROJECT_ROOT
 from . import report
 from .common import load_average, remove_db, run_child
 from .emulator_proc import EmulatorProcess
@@ -62,7 +62,7 @@ def log(message: str) -> None:
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m loyalty_pipeline.bench", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m loyalty_pipeline.devtools.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--members", type=int, default=1_000_000)
     p.add_argument("--repeats", type=int, default=3, help="runs per measurement; medians are reported")

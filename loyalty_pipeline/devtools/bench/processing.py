@@ -17,11 +17,11 @@ from pathlib import Path
 
 import duckdb
 
-from ..events.derive import build_events
-from ..program import Program, load_program
-from ..settings import program_path
-from ..warehouse.connection import connect
-from ..warehouse.daily import build_deltas, build_snapshot, ingest_export
+from ...events.derive import build_events
+from ...program import Program, load_program
+from ...settings import program_path
+from ...warehouse.connection import connect
+from ...warehouse.daily import build_deltas, build_snapshot, ingest_export
 from . import reference
 from .common import DAY1, DAY2, TODAY, Peak, copy_db, measured, remove_db
 
@@ -129,7 +129,7 @@ def asset_job(resources: dict, keys: tuple[str, ...], name: str):
     the daily job leaves to its own schedule."""
     import dagster as dg
 
-    from ..definitions import OPERATIONS, build_defs
+    from ...definitions import OPERATIONS, build_defs
 
     selection = dg.AssetSelection.assets(*[dg.AssetKey(k) for k in keys]) \
         - dg.AssetSelection.checks(OPERATIONS.freshness_check)
@@ -146,8 +146,8 @@ def run_job(job, day: dt.date):
 
 
 def bench_resources(args: dict, warehouse: Path, shopimind=None) -> dict:
-    from ..defs.resources import OutboundResource, ProgramResource, WarehouseResource
-    from ..defs.shopimind.resources import ShopiMindResource
+    from ...defs.resources import OutboundResource, ProgramResource, WarehouseResource
+    from ...defs.shopimind.resources import ShopiMindResource
 
     return {
         "program": ProgramResource(program_path=str(program_path()), exports_dir=args["exports"],

@@ -8,17 +8,16 @@ import shutil
 
 import yaml
 
-from . import settings
-from .cli import run_days
-from .program import load_program
-from .report import print_summary
-from .shopimind.demo import local_shopimind, print_holdings
+from .. import settings
+from ..cli import run_days
+from ..program import load_program
+from ..report import print_summary
+from .emulator.local import local_shopimind, print_holdings
+from .sample.generator import generate_sample
+from .sample.platforms import DEFAULT_FORMAT
 
 
 def run_demo(*, members: int = 2000, days: int = 14, platform: str | None = None) -> int:
-    from .sample.generator import generate_sample
-    from .sample.platforms import DEFAULT_FORMAT
-
     # A copy of program.yaml for the demo: read from `platform`'s export, and tolerating the unknown tier
     # names the sample injects on purpose (by default one stops the day's outbound: README, tiers_known).
     raw = yaml.safe_load(settings.program_path().read_text(encoding="utf-8"))

@@ -1,6 +1,6 @@
 """The ShopiMind emulator in a process of its own, so its CPU is never charged to the client measured.
 
-    python -m loyalty_pipeline.bench.emulator_proc      (prints {"base_url": ...}, then reads commands)
+    python -m loyalty_pipeline.devtools.bench.emulator_proc      (prints {"base_url": ...}, then reads commands)
 
 Commands on stdin, one JSON answer per line on stdout:
 - `stats`: per-route request counters, the process's CPU seconds and RSS. `GET /_emulator/state`
@@ -17,7 +17,7 @@ import resource
 import subprocess
 import sys
 
-from ..shopimind.emulator import Emulator
+from ..emulator import Emulator
 from .common import rss_mb
 
 
@@ -46,7 +46,7 @@ class EmulatorProcess:
     DATA_ROUTES = {"records": "POST /v1/custom-data-records/{id}", "triggers": "POST /v1/events/trigger/{code_name}"}
 
     def __init__(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "loyalty_pipeline.bench.emulator_proc"],
+        self.proc = subprocess.Popen([sys.executable, "-m", "loyalty_pipeline.devtools.bench.emulator_proc"],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
         self.base_url = json.loads(self.proc.stdout.readline())["base_url"]
 
