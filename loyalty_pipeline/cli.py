@@ -33,11 +33,11 @@ def run_days(start: dt.date, end: dt.date, *, job_name: str = "daily_job", run_c
     (so the runs show in the UI). Stops at the first failed day: later days' deltas depend on it.
 
     Before each day, and every second while it runs, runs whose process is gone are failed and their
-    pool slots freed (dead_runs.py); while the day waits for the `duckdb` slot it says who holds it.
+    pool slots freed (operations/dead_runs.py); while the day waits for the `duckdb` slot it says who holds it.
     SIGTERM or Ctrl-C stops the run at once, waiting or working: it is marked canceled and its slot freed.
     """
     from .definitions import defs
-    from .instance import get_instance
+    from .operations.instance import get_instance
 
     job = defs.resolve_job_def(job_name)
     instance = get_instance()
@@ -62,7 +62,8 @@ WATCH_INTERVAL_S = 1.0
 def _run_day(job, instance, day: dt.date, run_config: dict, tags: dict[str, str], stop: list[int]):
     """One day's run in a worker thread; this (main) thread reaps dead runs, says what the run waits
     for, and stops it on a signal (Dagster would only note the signal while the run waits)."""
-    from .dead_runs import process_tags, reap, waiting_for
+    from .operations.dead_runs import reap, waiting_for
+    from .processes import process_tags
 
     for line in reap(instance, by="loyalty-pipeline run"):
         print(line, flush=True)
@@ -105,7 +106,7 @@ def _run_day(job, instance, day: dt.date, run_config: dict, tags: dict[str, str]
 def _stop(instance, run_id: str, day: dt.date, signum: int) -> None:
     """Mark the run canceled, free what it holds or waits for, say so, and end this process now (the
     worker thread cannot be interrupted; as with a kill, what the run had not committed is not kept)."""
-    from .dead_runs import held_by
+    from .operations.dead_runs import held_by
 
     name = signal.Signals(signum).name
     run = instance.get_run_by_id(run_id)
@@ -140,7 +141,7 @@ def _signals_to_flag() -> Iterator[list[int]]:
 
 def _print_failure(result) -> None:
     """Why the day failed: each failed step's error and its causes (or the run's), and failed checks."""
-    from .failures import error_messages
+    from .operations.failures import error_messages
 
     failures = [(e.step_key, e.step_failure_data.error) for e in result.all_events
                 if e.is_step_failure and e.step_failure_data.error]
@@ -166,7 +167,7 @@ def _tag(value: str) -> tuple[str, str]:
 def runnable_days_error(start: dt.date, end: dt.date) -> str | None:
     """Why START..END cannot run (one line), or None. The days are the daily partitions: from
     partitions_start to the last complete day in the program's time zone."""
-    from .defs.partitions import daily_partitions
+    from .partitions import daily_partitions
 
     first = dt.date.fromisoformat(daily_partitions.get_first_partition_key())
     last_key = daily_partitions.get_last_partition_key()
@@ -190,14 +191,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    from .report import print_summary
+    from .operations.summary import print_summary
 
     print_summary(settings.warehouse_path())
     return 0
 
 
 def cmd_shopimind_replay(args: argparse.Namespace) -> int:
-    from .shopimind.delivery import replay
+    from .outbound.shopimind.delivery import replay
     from .warehouse.connection import connect
 
     con = connect(settings.warehouse_path())

@@ -1,24 +1,26 @@
-"""The one Definitions object: assets, checks, jobs and resources of every domain."""
+"""The one Definitions object: each stage's assets and checks, operations' jobs, schedules and sensors,
+and the resources."""
 
 from __future__ import annotations
 
 import dagster as dg
 
-from . import settings
-from .defs import operations
-from .defs.events import assets as events
-from .defs.ingest import assets as ingest
-from .defs.reelevant import assets as reelevant
-from .defs.resources import OutboundResource, ProgramResource, WarehouseResource
-from .defs.shopimind import assets as shopimind
-from .defs.shopimind.resources import ShopiMindResource
-from .defs.snapshots import assets as snapshots
+from . import operations, settings
+from .events import assets as events
+from .ingest import assets as ingest
+from .outbound.reelevant import assets as reelevant
+from .outbound.resources import OutboundResource
+from .outbound.shopimind import assets as shopimind
+from .outbound.shopimind.resources import ShopiMindResource
+from .program import ProgramResource
+from .snapshots import assets as snapshots
+from .warehouse.resources import WarehouseResource
 
-DOMAINS = [ingest, snapshots, events, reelevant, shopimind]
+STAGES = [ingest, snapshots, events, reelevant, shopimind]  # in the order data walks
 
 # Schedules, sensors, volume and freshness checks. The freshness checks are about "now", not one
 # business date: they run in their own job, never in the daily one.
-OPERATIONS = operations.build(dg.load_assets_from_modules(DOMAINS), daily_job_name="daily_job")
+OPERATIONS = operations.build(dg.load_assets_from_modules(STAGES), daily_job_name="daily_job")
 
 daily_job = dg.define_asset_job(
     "daily_job",
@@ -41,8 +43,8 @@ def default_resources() -> dict:
 
 def build_defs(resources: dict | None = None) -> dg.Definitions:
     return dg.Definitions(
-        assets=dg.load_assets_from_modules(DOMAINS),
-        asset_checks=[*dg.load_asset_checks_from_modules(DOMAINS), *OPERATIONS.asset_checks],
+        assets=dg.load_assets_from_modules(STAGES),
+        asset_checks=[*dg.load_asset_checks_from_modules(STAGES), *OPERATIONS.asset_checks],
         jobs=[daily_job, *OPERATIONS.jobs],
         schedules=OPERATIONS.schedules,
         sensors=OPERATIONS.sensors,

@@ -1,8 +1,12 @@
-"""Which process is this, and is that one still alive?
+"""Which process is this, is that one still alive, and which process executes a Dagster run?
 
 A process is named by its pid, its host and its start time: after a crash or a reboot the pid alone
 may already belong to another program. On Linux the start time comes from /proc (clock ticks since
 boot, with the boot id, so it is exact); elsewhere only the pid is checked.
+
+Every run says which process executes it, in run tags: the CLI sets them when it creates a run, the
+warehouse resource (`announce`) when a run worker (daemon, UI) starts. operations/dead_runs.py reads
+them to fail the runs whose process is gone.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+
+import dagster as dg
 
 _PROC = Path("/proc")
 
@@ -83,3 +89,28 @@ def _boot_id() -> str:
         return _PROC.joinpath("sys/kernel/random/boot_id").read_text().strip()
     except OSError:
         return ""
+
+
+# -- the process executing a run ----------------------------------------------------------------------------
+
+PID_TAG, HOST_TAG, START_TAG = "loyalty/pid", "loyalty/host", "loyalty/process_start"
+
+
+def process_tags(process: ProcessId | None = None) -> dict[str, str]:
+    """The run tags naming `process` (default: this one) as the one executing the run."""
+    process = process or ProcessId.current()
+    return {PID_TAG: str(process.pid), HOST_TAG: process.host, START_TAG: process.start}
+
+
+def run_process(run: dg.DagsterRun) -> ProcessId | None:
+    """The process executing `run`, if it said (see `announce`)."""
+    pid = run.tags.get(PID_TAG, "")
+    if not pid.isdigit() or HOST_TAG not in run.tags:
+        return None
+    return ProcessId(int(pid), run.tags[HOST_TAG], run.tags.get(START_TAG, ""))
+
+
+def announce(instance: dg.DagsterInstance, run: dg.DagsterRun) -> None:
+    """Tag `run` with this process, unless it already names it (a CLI run does from the start)."""
+    if run_process(run) != ProcessId.current():
+        instance.add_run_tags(run.run_id, process_tags())

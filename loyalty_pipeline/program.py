@@ -1,4 +1,5 @@
-"""The loyalty program (`data/program.yaml`): a validated pydantic model.
+"""The loyalty program (`data/program.yaml`): a validated pydantic model, and the resource that hands
+it to a run.
 
 Everything a day's processing needs to know about the program lives here: where its exports
 come from, its tiers, and the thresholds that turn deltas into marketing events.
@@ -7,13 +8,17 @@ come from, its tiers, and the thresholds that turn deltas into marketing events.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import unicodedata
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import dagster as dg
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .ingest.columns import ACCOUNT_COLUMNS, ACTIVITY_COLUMNS
 
 Platform = Literal["canonical", "yotpo", "loyaltylion", "voucherify"]
 
@@ -40,8 +45,6 @@ class Source(_Strict):
     @field_validator("column_map")
     @classmethod
     def _canonical_targets(cls, value: dict[str, str]) -> dict[str, str]:
-        from .sources.canonical import ACCOUNT_COLUMNS, ACTIVITY_COLUMNS
-
         unknown = sorted(set(value.values()) - set(ACCOUNT_COLUMNS) - set(ACTIVITY_COLUMNS))
         if unknown:
             raise ValueError(f"maps headers to unknown column(s) {', '.join(unknown)}; "
@@ -62,7 +65,7 @@ class Tier(_Strict):
 
 
 class Operations(_Strict):
-    """Schedules, sensors and volume guards (loyalty_pipeline/defs/operations/)."""
+    """Schedules, sensors (loyalty_pipeline/operations/) and volume guards (the snapshot and event checks)."""
 
     schedule_time: dt.time = dt.time(6, 0)        # local (program time zone): run the previous business date
     freshness_deadline: dt.time = dt.time(9, 0)   # local: yesterday's partition must be done by then
@@ -180,3 +183,24 @@ def load_program(path: str | Path) -> Program:
             f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
         )
         raise ProgramError(f"{path}: invalid program: {problems}") from exc
+
+
+class ProgramResource(dg.ConfigurableResource):
+    """program.yaml, the exports directory, and what "today" is (injectable for tests and replays)."""
+
+    program_path: str
+    exports_dir: str
+    today: str | None = None  # ISO date; default: LOYALTY_TODAY, else today in the program's time zone
+
+    def load(self) -> Program:
+        return load_program(self.program_path)
+
+    @property
+    def exports(self) -> Path:
+        return Path(self.exports_dir)
+
+    def today_date(self) -> dt.date:
+        override = self.today or os.environ.get("LOYALTY_TODAY")
+        if override:
+            return dt.date.fromisoformat(override)
+        return dt.datetime.now(self.load().tz).date()

@@ -10,9 +10,11 @@ import dagster as dg
 import duckdb
 
 from loyalty_pipeline.definitions import build_defs
-from loyalty_pipeline.defs.resources import OutboundResource, ProgramResource, WarehouseResource
-from loyalty_pipeline.defs.shopimind.resources import ShopiMindResource
+from loyalty_pipeline.outbound.resources import OutboundResource
+from loyalty_pipeline.outbound.shopimind.resources import ShopiMindResource
+from loyalty_pipeline.program import ProgramResource
 from loyalty_pipeline.settings import PROJECT_ROOT
+from loyalty_pipeline.warehouse.resources import WarehouseResource
 
 DEFAULT_PROGRAM = PROJECT_ROOT / "data" / "program.yaml"
 ACCOUNT_HEADER = ["customer_id", "email", "enrolled", "points_balance", "lifetime_points", "tier",

@@ -10,9 +10,9 @@ from pathlib import Path
 import dagster as dg
 
 from loyalty_pipeline.definitions import build_defs
-from loyalty_pipeline.defs.ingest.assets import loyalty_export, loyalty_snapshot
-from loyalty_pipeline.defs.snapshots.assets import account_deltas
+from loyalty_pipeline.ingest.assets import loyalty_export
 from loyalty_pipeline.settings import PROJECT_ROOT
+from loyalty_pipeline.snapshots.assets import account_deltas, loyalty_snapshot
 from loyalty_pipeline_tests.harness import Pipeline, account
 
 

@@ -10,8 +10,8 @@ import yaml
 
 from .. import settings
 from ..cli import run_days
+from ..operations.summary import print_summary
 from ..program import load_program
-from ..report import print_summary
 from .emulator.local import local_shopimind, print_holdings
 from .sample.generator import generate_sample
 from .sample.platforms import DEFAULT_FORMAT

@@ -1,6 +1,6 @@
 """Derive the day's marketing events (table loyalty_events) from its deltas and snapshots.
 
-The derivation is one set-based statement (warehouse/sql/events.sql); Python only passes the
+The derivation is one set-based statement (sql/events.sql); Python only passes the
 program's knobs, replaces the day in one transaction, and validates the stored payloads against
 the catalogue's models, streaming them from DuckDB in batches.
 """
@@ -11,12 +11,13 @@ import datetime as dt
 
 import duckdb
 
+from ..ingest.files import ExportError
 from ..program import Program
-from ..sources import ExportError
 from ..warehouse import fingerprints
-from ..warehouse.connection import bind, replace_day, sql, transaction
-from ..warehouse.daily import prepare
+from ..warehouse.connection import bind, prepare, replace_day, sql_files, transaction
 from .catalogue import CATALOGUE
+
+sql = sql_files(__package__)
 
 _VALIDATE_BATCH = 20_000
 

@@ -1,4 +1,5 @@
-"""Opening the warehouse: one writer at a time, a schema that is always there, per-day replaces.
+"""Opening the warehouse: one writer at a time, a schema that is always there, per-day replaces, and
+the per-connection setup every stage's SQL relies on (`prepare`).
 
 DuckDB lets a single process open a file read-write. Dagster serialises our writers through the
 `duckdb` concurrency pool; the lock retry below covers everything else (a CLI run next to the
@@ -10,14 +11,18 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 
 from ..settings import duckdb_memory_limit
+
+if TYPE_CHECKING:
+    from ..program import Program
 
 WAREHOUSE_POOL = "duckdb"  # Dagster concurrency pool shared by every asset that opens the warehouse
 _LOCK_MARKERS = ("Could not set lock", "Conflicting lock", "lock on file")
@@ -27,9 +32,18 @@ class WarehouseLockedError(RuntimeError):
     pass
 
 
-def sql(name: str) -> str:
-    """The text of `warehouse/sql/<name>.sql`: SQL lives in .sql files, next to nothing else."""
-    return resources.files("loyalty_pipeline.warehouse").joinpath("sql", f"{name}.sql").read_text()
+def sql_files(package: str) -> Callable[[str], str]:
+    """`sql(name)` → the text of `<package>/sql/<name>.sql`: each stage keeps its SQL in its own sql/
+    folder (`sql = sql_files(__package__)` in the module that runs it)."""
+    folder = resources.files(package).joinpath("sql")
+
+    def sql(name: str) -> str:
+        return folder.joinpath(f"{name}.sql").read_text()
+
+    return sql
+
+
+_sql = sql_files(__package__)  # the warehouse's own: the schema and the macros every stage shares
 
 
 def connect(path: str | Path, *, read_only: bool = False, lock_timeout_s: float = 120.0,
@@ -58,7 +72,7 @@ def connect(path: str | Path, *, read_only: bool = False, lock_timeout_s: float 
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
     if not read_only:
-        con.execute(sql("schema"))
+        con.execute(_sql("schema"))
     return con
 
 
@@ -100,3 +114,22 @@ def bind(statement: str, params: dict) -> dict:
 
 def count_day(con: duckdb.DuckDBPyConnection, table: str, day: dt.date) -> int:
     return con.execute(f"SELECT count(*) FROM {table} WHERE snapshot_date = $day", {"day": day}).fetchone()[0]
+
+
+def install_macros(con: duckdb.DuckDBPyConnection) -> None:
+    """The strict parsers of validation (sql/macros.sql), shared by every step that reads raw text or
+    matches ids as validation normalises them."""
+    con.execute(_sql("macros"))
+
+
+def prepare(con: duckdb.DuckDBPyConnection, program: Program) -> None:
+    """Per-connection setup: UTC session, parsing macros, and the program's tier names."""
+    con.execute("SET TimeZone = 'UTC'")
+    install_macros(con)
+    con.execute("CREATE OR REPLACE TEMP TABLE tier_aliases (alias VARCHAR, tier VARCHAR, rank INTEGER)")
+    con.executemany("INSERT INTO tier_aliases VALUES (?, ?, ?)", program.tier_alias_rows())
+    # The program's tiers as configured: name, rank, threshold (on program.tier_basis), benefits.
+    con.execute("CREATE OR REPLACE TEMP TABLE tiers "
+                "(name VARCHAR, rank INTEGER, threshold BIGINT, benefits VARCHAR[])")
+    con.executemany("INSERT INTO tiers VALUES (?, ?, ?, ?)",
+                    [(t.name, t.rank, t.threshold, list(t.benefits)) for t in program.ordered_tiers()])

@@ -16,10 +16,11 @@ import pytest
 
 from loyalty_pipeline.events.catalogue import CATALOGUE
 from loyalty_pipeline.events.derive import build_events
+from loyalty_pipeline.ingest.files import ExportError
+from loyalty_pipeline.ingest.steps import ingest_export
 from loyalty_pipeline.program import load_program
-from loyalty_pipeline.sources import ExportError
+from loyalty_pipeline.snapshots.steps import build_deltas, build_snapshot
 from loyalty_pipeline.warehouse.connection import connect
-from loyalty_pipeline.warehouse.daily import build_deltas, build_snapshot, ingest_export
 from loyalty_pipeline_tests.events.helpers import ACTIVITY_HEADER
 from loyalty_pipeline_tests.harness import DEFAULT_PROGRAM, Pipeline, account
 

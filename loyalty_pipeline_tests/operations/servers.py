@@ -13,7 +13,7 @@ from pathlib import Path
 import dagster as dg
 import httpx
 
-from loyalty_pipeline.instance import DAGSTER_YAML
+from loyalty_pipeline.operations.instance import DAGSTER_YAML
 from loyalty_pipeline.settings import PROJECT_ROOT
 
 BIN = Path(sys.executable).parent

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import duckdb
 
-from loyalty_pipeline.defs.shopimind.resources import ShopiMindResource
 from loyalty_pipeline.devtools.emulator import EMULATOR_API_KEY, Emulator
+from loyalty_pipeline.outbound.shopimind.resources import ShopiMindResource
 from loyalty_pipeline.program import load_program
 from loyalty_pipeline.settings import PROJECT_ROOT
 from loyalty_pipeline_tests.harness import DEFAULT_PROGRAM, Pipeline, account

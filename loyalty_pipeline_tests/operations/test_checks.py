@@ -9,9 +9,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from loyalty_pipeline.defs.operations.checks import CONFIRM_TAG
-from loyalty_pipeline.defs.shopimind.resources import ShopiMindResource
 from loyalty_pipeline.devtools.emulator import EMULATOR_API_KEY, Emulator
+from loyalty_pipeline.outbound.shopimind.resources import ShopiMindResource
+from loyalty_pipeline.run_tags import CONFIRM_TAG
 from loyalty_pipeline_tests.harness import Pipeline, account, day
 from loyalty_pipeline_tests.operations.helpers import checks_of, materialized, program_with
 

@@ -8,11 +8,11 @@ import dagster as dg
 import pytest
 
 from loyalty_pipeline.cli import main
-from loyalty_pipeline.defs.partitions import daily_partitions
-from loyalty_pipeline.defs.shopimind.resources import KEY_ENV
 from loyalty_pipeline.devtools.emulator import Emulator
+from loyalty_pipeline.outbound.shopimind.resources import KEY_ENV
+from loyalty_pipeline.partitions import daily_partitions
 from loyalty_pipeline_tests.harness import account
-from loyalty_pipeline_tests.shopimind.helpers import delivery_pipeline
+from loyalty_pipeline_tests.outbound.shopimind.helpers import delivery_pipeline
 
 D1 = "2026-03-01"
 
@@ -43,7 +43,7 @@ def test_a_failed_day_shows_the_cause_of_an_error_that_is_no_dg_failure(tmp_path
         pipe.write_accounts(D1, [account("C1")])
         # `loyalty-pipeline run` on this pipeline's definitions and instance
         monkeypatch.setattr("loyalty_pipeline.definitions.defs", pipe.defs)
-        monkeypatch.setattr("loyalty_pipeline.instance.get_instance", lambda: instance)
+        monkeypatch.setattr("loyalty_pipeline.operations.instance.get_instance", lambda: instance)
         assert main(["run", "--start", D1, "--end", D1]) == 1
     out = capsys.readouterr().out
     assert f"{D1}  FAILED" in out

@@ -19,11 +19,11 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from loyalty_pipeline.dead_runs import PID_TAG, process_tags, reap, run_process
-from loyalty_pipeline.defs.shopimind.resources import KEY_ENV, URL_ENV
 from loyalty_pipeline.devtools.emulator import Emulator
-from loyalty_pipeline.instance import DAGSTER_YAML
-from loyalty_pipeline.processes import ProcessId
+from loyalty_pipeline.operations.dead_runs import reap
+from loyalty_pipeline.operations.instance import DAGSTER_YAML
+from loyalty_pipeline.outbound.shopimind.resources import KEY_ENV, URL_ENV
+from loyalty_pipeline.processes import PID_TAG, ProcessId, process_tags, run_process
 from loyalty_pipeline.settings import PROJECT_ROOT
 from loyalty_pipeline.warehouse.connection import WAREHOUSE_POOL
 from loyalty_pipeline_tests.harness import Pipeline, account

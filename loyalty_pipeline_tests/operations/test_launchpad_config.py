@@ -8,10 +8,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from loyalty_pipeline.defs.shopimind.resources import KEY_ENV, URL_ENV, ShopiMindResource
 from loyalty_pipeline.devtools.emulator import Emulator
+from loyalty_pipeline.outbound.shopimind.resources import KEY_ENV, URL_ENV, ShopiMindResource
 from loyalty_pipeline_tests.harness import Pipeline, account
-from loyalty_pipeline_tests.shopimind.helpers import FAST, history_keys, materialization
+from loyalty_pipeline_tests.outbound.shopimind.helpers import FAST, history_keys, materialization
 
 D1, TODAY = "2026-03-01", "2026-03-02"
 SECRET = "Launchpad-Key-1a2b3c4d5e6f-7777"

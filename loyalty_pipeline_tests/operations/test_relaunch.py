@@ -9,8 +9,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from loyalty_pipeline.defs.shopimind.resources import ShopiMindResource
 from loyalty_pipeline.devtools.emulator import EMULATOR_API_KEY, Emulator
+from loyalty_pipeline.outbound.shopimind.resources import ShopiMindResource
 from loyalty_pipeline_tests.harness import Pipeline, account, day, failure_messages
 
 

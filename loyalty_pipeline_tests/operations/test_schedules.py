@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 
-from loyalty_pipeline.defs.operations.schedules import build_schedules, previous_business_date
+from loyalty_pipeline.operations.schedules import build_schedules, previous_business_date
 from loyalty_pipeline.program import load_program
 from loyalty_pipeline_tests.harness import DEFAULT_PROGRAM, Pipeline, account, day
 from loyalty_pipeline_tests.operations.helpers import program_with

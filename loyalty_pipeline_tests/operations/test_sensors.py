@@ -175,7 +175,7 @@ def test_an_unreachable_webhook_does_not_break_the_sensor(tmp_path: Path, instan
 def test_the_failure_report_gives_the_cause_of_an_error_that_is_no_dg_failure(tmp_path: Path,
                                                                               instance: dg.DagsterInstance):
     """Dagster wraps such an error as 'Error occurred while executing op …'; the report reads past it."""
-    from loyalty_pipeline.defs.operations.sensors import failure_report
+    from loyalty_pipeline.operations.sensors import failure_report
 
     pipe = Pipeline(tmp_path)
     pipe.outbound.write_text("a file where the outbound folder should be")

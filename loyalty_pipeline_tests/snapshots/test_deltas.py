@@ -57,7 +57,7 @@ def test_deltas_of_a_day_never_ingested_are_skipped_not_failed(pipeline: Pipelin
     """A UI backfill ending on D also selects D+1's deltas; if D+1 has no export yet, skip them."""
     import dagster as dg
 
-    from loyalty_pipeline.defs.snapshots.assets import account_deltas
+    from loyalty_pipeline.snapshots.assets import account_deltas
 
     pipeline.write_accounts("2026-03-01", [account("C1")])
     pipeline.run("2026-03-01")

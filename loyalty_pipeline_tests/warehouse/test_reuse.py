@@ -9,7 +9,7 @@ import shutil
 import dagster as dg
 import duckdb
 
-from loyalty_pipeline.defs.partitions import REBUILD_TAG
+from loyalty_pipeline.run_tags import REBUILD_TAG
 from loyalty_pipeline.warehouse.analytics import parquet_root
 from loyalty_pipeline_tests.harness import DEFAULT_PROGRAM, Pipeline, account
 

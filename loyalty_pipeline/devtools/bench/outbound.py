@@ -29,12 +29,12 @@ from urllib.parse import quote
 import duckdb
 import httpx
 
-from ...defs.shopimind.assets import event_types
-from ...defs.shopimind.resources import ShopiMindResource
+from ...outbound.shopimind.assets import event_types
+from ...outbound.shopimind.delivery import account_record, deliver_accounts, deliver_events, trigger_body
+from ...outbound.shopimind.resources import ShopiMindResource
+from ...outbound.shopimind.setup import ensure_definition, ensure_event_types, ensure_setup_cached
 from ...program import load_program
 from ...settings import program_path
-from ...shopimind.delivery import account_record, deliver_accounts, deliver_events, trigger_body
-from ...shopimind.setup import ensure_definition, ensure_event_types, ensure_setup_cached
 from ...warehouse.connection import connect
 from ..emulator import EMULATOR_API_KEY
 from .common import DAY2, Peak, copy_db, measured, remove_db

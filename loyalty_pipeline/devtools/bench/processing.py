@@ -18,10 +18,11 @@ from pathlib import Path
 import duckdb
 
 from ...events.derive import build_events
+from ...ingest.steps import ingest_export
 from ...program import Program, load_program
 from ...settings import program_path
+from ...snapshots.steps import build_deltas, build_snapshot
 from ...warehouse.connection import connect
-from ...warehouse.daily import build_deltas, build_snapshot, ingest_export
 from . import reference
 from .common import DAY1, DAY2, TODAY, Peak, copy_db, measured, remove_db
 
@@ -146,8 +147,10 @@ def run_job(job, day: dt.date):
 
 
 def bench_resources(args: dict, warehouse: Path, shopimind=None) -> dict:
-    from ...defs.resources import OutboundResource, ProgramResource, WarehouseResource
-    from ...defs.shopimind.resources import ShopiMindResource
+    from ...outbound.resources import OutboundResource
+    from ...outbound.shopimind.resources import ShopiMindResource
+    from ...program import ProgramResource
+    from ...warehouse.resources import WarehouseResource
 
     return {
         "program": ProgramResource(program_path=str(program_path()), exports_dir=args["exports"],

@@ -25,11 +25,10 @@ from pathlib import Path
 
 from pydantic import TypeAdapter
 
+from ...outbound.reelevant.feed import LoyaltyProgrammeRecord, feed_params, feed_sql, write_feed
 from ...program import load_program
-from ...reelevant.feed import LoyaltyProgrammeRecord, feed_params, write_feed
 from ...settings import program_path
-from ...warehouse.connection import connect, sql
-from ...warehouse.daily import prepare
+from ...warehouse.connection import connect, prepare
 
 DAY = dt.date(2026, 3, 1)
 MODES = ("feed", "copy", "objects")
@@ -69,7 +68,7 @@ def run_mode(mode: str, db: Path, out: Path) -> dict:
     con = connect(db)
     prepare(con, program)
     started = time.perf_counter()
-    columns = f"SELECT * FROM ({sql('reelevant_feed')}) AS f ORDER BY f.customer_id"
+    columns = f"SELECT * FROM ({feed_sql()}) AS f ORDER BY f.customer_id"
     if mode == "feed":
         stats = write_feed(con, DAY, program, out)
         rows, path = stats["rows"], Path(stats["path"])

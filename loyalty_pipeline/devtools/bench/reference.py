@@ -18,8 +18,8 @@ from pathlib import Path
 
 import duckdb
 
+from ...ingest.readers import quote
 from ...program import Program
-from ...sources.canonical import quote
 
 ACCOUNT_TYPES = {
     "customer_id": "VARCHAR", "email": "VARCHAR", "enrolled": "BOOLEAN", "points_balance": "BIGINT",

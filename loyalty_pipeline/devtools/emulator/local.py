@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ...defs.shopimind.resources import KEY_ENV, URL_ENV
+from ...outbound.shopimind.resources import KEY_ENV, URL_ENV
 from .server import Emulator
 from .store import EMULATOR_API_KEY
 

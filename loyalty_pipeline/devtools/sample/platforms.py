@@ -2,7 +2,7 @@
 
 Every writer reads the same text rows as the canonical one (`_accounts_text_sql`: clean members plus
 the day's injected bad rows) and reshapes them, so a platform export maps back, through its adapter
-in `loyalty_pipeline/sources/`, onto exactly the canonical values. The shapes carry the platforms'
+in `loyalty_pipeline/ingest/platforms/`, onto exactly the canonical values. The shapes carry the platforms'
 quirks on purpose:
 
 * yotpo (`jsonl`): customer objects; a quarter in the webhook spelling (`is_opt_in`,

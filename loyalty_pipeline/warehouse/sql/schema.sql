@@ -124,7 +124,7 @@ CREATE TABLE IF NOT EXISTS loyalty_events (
     status        VARCHAR NOT NULL       -- pending | suppressed_stale
 );
 
--- ShopiMind delivery (loyalty_pipeline/shopimind/). `destination` is the API base URL (never the key):
+-- ShopiMind delivery (loyalty_pipeline/outbound/shopimind/). `destination` is the API base URL (never the key):
 -- "sent" means acknowledged by that destination, so pointing the pipeline elsewhere starts afresh.
 -- None of these tables is partitioned: re-running a day never deletes delivery history.
 

@@ -1,0 +1,214 @@
+"""Snapshots: the day's validated snapshot (loyalty_snapshot) with the checks that guard everything
+downstream of it, and the day-over-day deltas (account_deltas).
+
+A blocking check that fails stops everything downstream of its asset in that run: the checks of
+loyalty_snapshot guard deltas, events and deliveries. Ops confirm a legitimate big change by
+re-running the day with the run tag `loyalty/confirm_volume_change=true` (run_tags.py; README,
+"Operations").
+"""
+
+import dagster as dg
+
+from ..ingest.assets import loyalty_export
+from ..ingest.files import ExportError
+from ..partitions import daily_partitions, partition_day
+from ..program import ProgramResource
+from ..run_tags import CONFIRM_TAG, HOW_TO_CONFIRM, rebuild_requested, volume_confirmed
+from ..warehouse.connection import WAREHOUSE_POOL
+from ..warehouse.metadata import counts, md_query
+from ..warehouse.resources import WarehouseResource
+from .steps import build_deltas, build_snapshot
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    pool=WAREHOUSE_POOL,
+    group_name="snapshots",
+    kinds={"duckdb"},
+    deps=[loyalty_export],
+    description="One validated row per member per day (table snapshots); rejects go to quarantine.",
+)
+def loyalty_snapshot(
+    context: dg.AssetExecutionContext, program: ProgramResource, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    day = partition_day(context)
+    prog = program.load()
+    with warehouse.connect() as con:
+        try:
+            stats = build_snapshot(con, day, prog, force=rebuild_requested(context))
+        except ExportError as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from exc
+        warehouse.publish(con, ["snapshots", "quarantine", "activities"], day, stats["built_at"])
+        preview = md_query(
+            con,
+            "SELECT kind, source_line, customer_id, field, value, reason FROM quarantine "
+            "WHERE snapshot_date = $day ORDER BY kind, source_line LIMIT 10", {"day": day})
+    return dg.MaterializeResult(metadata={
+        "raw_rows": stats["raw_rows"],
+        "members": stats["members"],
+        "enrolled": stats["enrolled"],
+        "quarantined": stats["quarantined"],
+        "activities": stats["activities"],
+        "reused": stats["reused"],
+        **counts("quarantined", stats["quarantined_by_reason"]),
+        **counts("flagged", stats["flags"]),
+        "quarantine_preview": preview,
+    })
+
+
+# -- the checks of loyalty_snapshot ------------------------------------------------------------------------
+
+@dg.asset_check(asset=loyalty_snapshot, blocking=True, partitions_def=daily_partitions, pool=WAREHOUSE_POOL,
+                description="One snapshot row per customer and day.")
+def one_row_per_customer(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+                         ) -> dg.AssetCheckResult:
+    with warehouse.connect() as con:
+        dupes = con.execute(
+            "SELECT count(*) - count(DISTINCT customer_id) FROM snapshots WHERE snapshot_date = $day",
+            {"day": partition_day(context)}).fetchone()[0]
+    return dg.AssetCheckResult(passed=dupes == 0, metadata={"duplicate_rows": dupes})
+
+@dg.asset_check(asset=loyalty_snapshot, blocking=True, partitions_def=daily_partitions, pool=WAREHOUSE_POOL,
+                description="Nothing lost: raw rows = snapshot rows + quarantined rows.")
+def rows_reconcile(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+                   ) -> dg.AssetCheckResult:
+    with warehouse.connect() as con:
+        raw, members, quarantined = con.execute(
+            "SELECT (SELECT count(*) FROM raw_accounts WHERE snapshot_date = $day), "
+            "(SELECT count(*) FROM snapshots WHERE snapshot_date = $day), "
+            "(SELECT count(*) FROM quarantine WHERE snapshot_date = $day AND kind = 'accounts')",
+            {"day": partition_day(context)}).fetchone()
+    return dg.AssetCheckResult(passed=raw == members + quarantined,
+                               metadata={"raw": raw, "snapshot": members, "quarantined": quarantined})
+
+
+def relative_change(today: int, previous: int) -> float:
+    return (today - previous) / previous if previous else float("inf") if today else 0.0
+
+
+@dg.asset_check(asset=loyalty_snapshot, blocking=True, partitions_def=daily_partitions, pool=WAREHOUSE_POOL,
+                description="Members within ±operations.member_count_band (or ±member_count_floor members) of the "
+                            "latest earlier snapshot: a half-written export must not look like members leaving.")
+def member_count_within_band(context: dg.AssetCheckExecutionContext, program: ProgramResource,
+                             warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    day = partition_day(context)
+    ops = program.load().operations
+    with warehouse.connect() as con:
+        members, previous_day, previous = con.execute(
+            "WITH prev AS (SELECT max(snapshot_date) AS d FROM snapshots WHERE snapshot_date < $day) "
+            "SELECT (SELECT count(*) FROM snapshots WHERE snapshot_date = $day), prev.d, "
+            "(SELECT count(*) FROM snapshots s WHERE s.snapshot_date = prev.d) FROM prev", {"day": day}).fetchone()
+    metadata = {"members": members, "band": ops.member_count_band, "floor": ops.member_count_floor,
+                "confirmed": volume_confirmed(context)}
+    if previous_day is None:
+        return dg.AssetCheckResult(passed=True, metadata=metadata, description="first snapshot: nothing to compare")
+    change = relative_change(members, previous)
+    metadata |= {"previous_members": previous, "previous_snapshot_date": previous_day.isoformat(),
+                 "change": dg.MetadataValue.float(round(change, 4) if previous else 0.0)}
+    within = abs(change) <= ops.member_count_band or abs(members - previous) <= ops.member_count_floor
+    if within or metadata["confirmed"]:
+        return dg.AssetCheckResult(passed=True, metadata=metadata,
+                                   description=None if within else f"change {change:+.1%} confirmed by run tag")
+    return dg.AssetCheckResult(passed=False, metadata=metadata, description=(
+        f"{previous} members on {previous_day} → {members} on {day} ({change:+.1%}), outside "
+        f"±{ops.member_count_band:.0%} (and more than {ops.member_count_floor} members): "
+        + HOW_TO_CONFIRM))
+
+
+@dg.asset_check(asset=loyalty_snapshot, blocking=True, partitions_def=daily_partitions, pool=WAREHOUSE_POOL,
+                description="Every tier is one of the program's. An unknown tier name is configuration drift (the "
+                            "platform renamed or added a tier), not a bad row: by default one such row stops the "
+                            "day's outbound assets; operations.unknown_tier_max_share / unknown_tier_floor tolerate "
+                            "some.")
+def tiers_known(context: dg.AssetCheckExecutionContext, program: ProgramResource,
+                warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    day = partition_day(context)
+    prog = program.load()
+    max_share, floor = prog.operations.unknown_tier_max_share, prog.operations.unknown_tier_floor
+    unknown_rows = ("FROM quarantine q JOIN raw_accounts r ON r.snapshot_date = q.snapshot_date "
+                    "AND r.source_line = q.source_line WHERE q.snapshot_date = $day AND q.kind = 'accounts' "
+                    "AND list_contains(json_extract_string(q.problems, '$[*].reason'), 'unknown_tier')")
+    with warehouse.connect(prog) as con:
+        raw, foreign = con.execute(
+            "SELECT (SELECT count(*) FROM raw_accounts WHERE snapshot_date = $day), "
+            "(SELECT count(*) FROM snapshots WHERE snapshot_date = $day AND tier IS NOT NULL "
+            "   AND tier NOT IN (SELECT name FROM tiers))", {"day": day}).fetchone()
+        # Each spelling as the export wrote it, with its rows: what ops add as an alias.
+        spellings = con.execute(f"SELECT r.tier, count(*) AS n {unknown_rows} GROUP BY ALL ORDER BY n DESC, r.tier",
+                                {"day": day}).fetchall()
+        values = md_query(con, f"SELECT r.tier AS raw_tier, count(*) AS rows {unknown_rows} "
+                               "GROUP BY ALL ORDER BY rows DESC, raw_tier LIMIT 20", {"day": day})
+    unknown = sum(n for _, n in spellings)
+    share = unknown / raw if raw else 0.0
+    tolerated = share <= max_share or unknown <= floor
+    confirmed = volume_confirmed(context)
+    named = ", ".join(f"{tier!r} ({n})" for tier, n in spellings[:20]) + (
+        f" and {len(spellings) - 20} more" if len(spellings) > 20 else "")
+    if foreign:
+        description = f"{foreign} snapshot rows have a tier program.yaml no longer defines: re-run the day"
+    elif not unknown:
+        description = None
+    elif tolerated or confirmed:
+        description = (f"{unknown} row(s) quarantined as unknown_tier ({named}), "
+                       + ("confirmed by run tag" if not tolerated else "within the configured tolerance"))
+    else:
+        description = (f"{unknown} of {raw} rows ({share:.1%}) have a tier the program does not know: {named}. "
+                       "Add each name to a tier's aliases in program.yaml (or add the tier) and re-run the day: "
+                       f"the rows become snapshot rows. To send the day without them, re-run with run tag "
+                       f"{CONFIRM_TAG}=true")
+    return dg.AssetCheckResult(
+        passed=foreign == 0 and (tolerated or confirmed),
+        metadata={"unknown_tier_rows": unknown, "unknown_tier_share": dg.MetadataValue.float(round(share, 4)),
+                  "max_share": max_share, "floor": floor, "confirmed": confirmed, "unknown_tiers": values},
+        description=description,
+    )
+
+
+# -- deltas ------------------------------------------------------------------------------------------------
+
+# Deltas read the day's snapshot and the previous day's: this mapping tells Dagster so, which makes
+# backfills run days in order. A missing earlier day is allowed (the deltas then reach further back).
+_today_and_yesterday = dg.TimeWindowPartitionMapping(
+    start_offset=-1, end_offset=0, allow_nonexistent_upstream_partitions=True
+)
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    pool=WAREHOUSE_POOL,
+    group_name="snapshots",
+    kinds={"duckdb"},
+    deps=[dg.AssetDep(loyalty_snapshot, partition_mapping=_today_and_yesterday)],
+    description="Each member's change against the latest earlier snapshot (table account_deltas).",
+    # A UI backfill of days ..D also selects the deltas of D+1 (they read D's snapshot). If D+1 was
+    # never ingested there is nothing to compare yet: skip (no materialization, downstream skipped).
+    output_required=False,
+)
+def account_deltas(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    day = partition_day(context)
+    with warehouse.connect() as con:
+        ingested = con.execute("SELECT count(*) FROM export_files WHERE snapshot_date = $day",
+                               {"day": day}).fetchone()[0]
+        if not ingested:
+            context.log.info(f"{day} has not been ingested yet: no deltas to compute, skipped")
+            return
+        try:
+            stats = build_deltas(con, day, force=rebuild_requested(context))
+        except ExportError as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from exc
+        warehouse.publish(con, ["account_deltas"], day, stats["built_at"])
+        matrix = md_query(
+            con,
+            "SELECT coalesce(tier_before, '(none)') AS tier_before, coalesce(tier_after, '(none)') "
+            "AS tier_after, count(*) AS members FROM account_deltas "
+            "WHERE snapshot_date = $day AND tier_direction IS NOT NULL GROUP BY ALL ORDER BY ALL", {"day": day})
+    previous = stats["previous_snapshot_date"]
+    yield dg.MaterializeResult(metadata={
+        "rows": stats["rows"],
+        "baseline": stats["baseline"],
+        "reused": stats["reused"],
+        "previous_snapshot_date": previous.isoformat() if previous else "none (baseline)",
+        "gap_days": stats["gap_days"] or 0,
+        **counts("kind", stats["by_kind"]),
+        **counts("tier", stats["tier_moves"]),
+        "tier_moves": matrix,
+    })
