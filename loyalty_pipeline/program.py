@@ -11,16 +11,25 @@ import datetime as dt
 import os
 import unicodedata
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dagster as dg
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .ingest.columns import ACCOUNT_COLUMNS, ACTIVITY_COLUMNS
+from .ingest.platforms import PLATFORMS
 
-Platform = Literal["canonical", "yotpo", "loyaltylion", "voucherify"]
+
+def _known_platform(name: str) -> str:
+    if name not in PLATFORMS:
+        raise ValueError(f"no adapter for platform {name!r}; known: {', '.join(PLATFORMS)}")
+    return name
+
+
+# A platform the ingest has an adapter for (the registry of ingest/platforms/, read when validating).
+Platform = Annotated[str, AfterValidator(_known_platform)]
 
 
 def normalize_tier_name(name: str) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 from .. import settings
 from ..program import load_program
 from .sample.generator import generate_sample
-from .sample.platforms import DEFAULT_FORMAT
+from .sample.platforms import DEFAULT_FORMAT, FORMATS, simulated_platforms
 
 
 def _date(value: str) -> dt.date:
@@ -51,7 +51,7 @@ def parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="sample exports → every day → summary (what `make demo` runs)")
     demo.add_argument("--members", type=int, default=2000)
     demo.add_argument("--days", type=int, default=14)
-    demo.add_argument("--platform", choices=["canonical", "yotpo", "loyaltylion", "voucherify"], default=None,
+    demo.add_argument("--platform", choices=simulated_platforms(), default=None,
                       help="export shape to simulate and read (default: program.yaml source.platform)")
     demo.set_defaults(func=cmd_demo)
 
@@ -62,10 +62,10 @@ def parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", default=str(settings.exports_dir()))
     gen.add_argument("--seed", type=int, default=42)
     gen.add_argument("--format", choices=["csv", "parquet", "jsonl"], default=None,
-                     help="default: csv for canonical, jsonl for the platforms (yotpo also writes csv)")
+                     help="default: the platform's first (" + ", ".join(
+                         f"{p}: {'/'.join(formats)}" for p, formats in FORMATS.items()) + ")")
     gen.add_argument("--bad-row-rate", type=float, default=0.005)
-    gen.add_argument("--platform", choices=["canonical", "yotpo", "loyaltylion", "voucherify"],
-                     default="canonical")
+    gen.add_argument("--platform", choices=simulated_platforms(), default="canonical")
     gen.set_defaults(func=cmd_generate)
 
     emu = sub.add_parser("emulator", help="serve the ShopiMind emulator on 127.0.0.1")

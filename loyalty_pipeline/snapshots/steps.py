@@ -33,7 +33,7 @@ def build_snapshot(con: duckdb.DuckDBPyConnection, day: dt.date, program: Progra
     prepare(con, program)
     with transaction(con):
         # Platforms keyed by email (Yotpo) also reject a second row with the same email as a duplicate.
-        email_is_key = getattr(adapter(program.source.platform), "EMAIL_IS_KEY", False)
+        email_is_key = adapter(program.source.platform).EMAIL_IS_KEY
         con.execute(sql("snapshot"), {"day": day, "negative_floor": program.negative_balance_floor})
         con.execute(sql("snapshot_duplicates"), {"email_is_key": email_is_key})
         con.execute(sql("activities"), {"day": day})

@@ -692,7 +692,7 @@ def generate_sample(
     """Simulate `days` daily full exports ending at `end`; return the day directories, oldest first.
 
     See the module docstring for the files, the simulation and the bad-row semantics.
-    `platform` selects a writer in `WRITERS` (canonical here; yotpo, loyaltylion, voucherify in platforms.py).
+    `platform` selects a writer in `WRITERS` (canonical here; the platforms' shapes in platforms.py).
     """
     if members < 1 or days < 1:
         raise ValueError("members and days must be >= 1")

@@ -34,14 +34,9 @@ from pathlib import Path
 
 import duckdb
 
+from ...ingest.platforms import PLATFORMS
 from ...program import Program, normalize_tier_name
 from .generator import WRITERS, Fmt, SimDay, _accounts_text_sql, _bad_rows_sql, _lit, write_canonical
-
-FORMATS: dict[str, tuple[str, ...]] = {
-    "canonical": ("csv", "parquet", "jsonl"), "yotpo": ("jsonl", "csv"), "loyaltylion": ("jsonl",),
-    "voucherify": ("jsonl",),
-}
-DEFAULT_FORMAT = {platform: formats[0] for platform, formats in FORMATS.items()}
 
 _LINES = "FORMAT csv, HEADER false, QUOTE '', ESCAPE '', DELIM '\x01'"  # one JSON text per line, as is
 _INT = "'-?(0|[1-9][0-9]{0,17})'"
@@ -232,6 +227,13 @@ _SHAPES = {
 }
 
 
+# The formats each platform is written in, the first one by default (the canonical writer's, then _SHAPES).
+FORMATS: dict[str, tuple[str, ...]] = {"canonical": ("csv", "parquet", "jsonl")}
+for _platform, _fmt in _SHAPES:
+    FORMATS[_platform] = (*FORMATS.get(_platform, ()), _fmt)
+DEFAULT_FORMAT = {platform: formats[0] for platform, formats in FORMATS.items()}
+
+
 def _writer(platform: str):
     def write(con: duckdb.DuckDBPyConnection, day: SimDay, day_dir: Path, *, program: Program,
               fmt: Fmt | None = None, bad_row_rate: float = 0.0, activities: bool = True) -> None:
@@ -261,5 +263,10 @@ def _writer(platform: str):
     return write
 
 
-for _platform in ("yotpo", "loyaltylion", "voucherify"):
+for _platform in FORMATS.keys() - WRITERS.keys():
     WRITERS[_platform] = _writer(_platform)
+
+
+def simulated_platforms() -> list[str]:
+    """The platforms of the ingest's registry the simulator writes (a platform without a writer is not offered)."""
+    return [name for name in PLATFORMS if name in WRITERS]
