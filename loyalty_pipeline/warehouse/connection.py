@@ -43,12 +43,13 @@ def sql_files(package: str) -> Callable[[str], str]:
     return sql
 
 
-_sql = sql_files(__package__)  # the warehouse's own: the schema and the macros every stage shares
+_sql = sql_files(__package__)  # the warehouse's own: the macros every stage shares
 
 
 def connect(path: str | Path, *, read_only: bool = False, lock_timeout_s: float = 120.0,
             memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse (waiting out another writer's lock), its schema created if missing.
+    """Open the warehouse (waiting out another writer's lock); read-write, its schema brought up to date
+    (schema.py).
     `memory_limit`: DuckDB's, default LOYALTY_DUCKDB_MEMORY_LIMIT (settings.py)."""
     path = Path(path)
     if not read_only:
@@ -72,7 +73,9 @@ def connect(path: str | Path, *, read_only: bool = False, lock_timeout_s: float 
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
     if not read_only:
-        con.execute(_sql("schema"))
+        from .schema import migrate  # here, not at the top: schema.py runs each migration in transaction() below
+
+        migrate(con)
     return con
 
 

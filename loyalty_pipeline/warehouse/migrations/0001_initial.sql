@@ -1,3 +1,8 @@
+-- Migration 0001: the warehouse as it stood before numbered migrations (it was warehouse/sql/schema.sql,
+-- run on every connection). Every statement is IF NOT EXISTS, so on a warehouse made by that schema it
+-- changes nothing and is only recorded in schema_migrations (schema.py). Applied files are never edited:
+-- a change to the schema is the next numbered file.
+--
 -- The warehouse. One row per member per business date; every table carries snapshot_date,
 -- the partition key, so a re-run replaces exactly its own day (DELETE + INSERT in one transaction).
 
