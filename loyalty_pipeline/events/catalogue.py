@@ -69,28 +69,27 @@ class EventType:
     name: str
     description: str  # when it fires (the README's catalogue table says it in full)
     metadata_model: type[_Meta]
-    discriminator_doc: str  # what, besides customer and date, makes the event key unique ("" = nothing)
 
 
 CATALOGUE: dict[str, EventType] = {e.code_name: e for e in [
     EventType("loyalty.points_earned", "Loyalty — points earned",
               "Points credited: per reason from the day's activities, else the rise of lifetime points",
-              PointsEarned, "reason"),
+              PointsEarned),
     EventType("loyalty.tier_upgraded", "Loyalty — tier upgraded",
-              "Moved up to a higher tier", TierUpgraded, "new tier"),
+              "Moved up to a higher tier", TierUpgraded),
     EventType("loyalty.tier_downgraded", "Loyalty — tier downgraded",
-              "Moved down to a lower tier", TierDowngraded, "new tier"),
+              "Moved down to a lower tier", TierDowngraded),
     EventType("loyalty.points_expiring", "Loyalty — points expiring",
               "A reminder window (e.g. 30/7/1 days) before a batch of points expires was reached",
-              PointsExpiring, "expiry date:window"),
+              PointsExpiring),
     EventType("loyalty.enrolled", "Loyalty — enrolled",
-              "Joined the program (new member, or enrolled again)", Enrolled, ""),
+              "Joined the program (new member, or enrolled again)", Enrolled),
     EventType("loyalty.opted_out", "Loyalty — opted out",
-              "Left the program (enrolled became false)", OptedOut, ""),
+              "Left the program (enrolled became false)", OptedOut),
     EventType("loyalty.tier_joined", "Loyalty — tier joined",
-              "An existing member without a tier got one", TierJoined, "new tier"),
+              "An existing member without a tier got one", TierJoined),
     EventType("loyalty.approaching_tier_upgrade", "Loyalty — approaching tier upgrade",
-              "Came within the program's threshold of the next tier", ApproachingTierUpgrade, "next tier"),
+              "Came within the program's threshold of the next tier", ApproachingTierUpgrade),
 ]}
 
 # Sent inside metaData by the delivery engine (never stored in loyalty_events.metadata), so that an

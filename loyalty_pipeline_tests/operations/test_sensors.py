@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import threading
 import time
@@ -169,7 +170,19 @@ def test_an_unreachable_webhook_does_not_break_the_sensor(tmp_path: Path, instan
     pipe = Pipeline(tmp_path)
     pipe.instance = instance
     result = pipe.run(day(4), expect_success=False)
-    pipe.defs.resolve_sensor_def("run_failure_notifier")(failure_context(pipe, instance, result))
+    context = failure_context(pipe, instance, result)
+    logged: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = logged.append
+    context.log.addHandler(handler)
+    pipe.defs.resolve_sensor_def("run_failure_notifier")(context)  # does not raise
+    # The failure is still logged in the tick log; the webhook's refusal is a warning that names no URL
+    # (it may embed a secret token).
+    error, warning = logged
+    assert error.levelno == logging.ERROR
+    assert error.getMessage().startswith(f"loyalty pipeline: run {result.run_id[:8]} of daily_job failed")
+    assert warning.levelno == logging.WARNING
+    assert warning.getMessage() == "failure webhook did not accept the report: ConnectError"
 
 
 def test_the_failure_report_gives_the_cause_of_an_error_that_is_no_dg_failure(tmp_path: Path,

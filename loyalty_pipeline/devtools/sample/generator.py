@@ -139,7 +139,6 @@ BAD_KINDS = (
     "sentinel_date",
     "negative_balance",
 )
-FLAG_ONLY_KINDS = ("invalid_email", "sentinel_date", "negative_balance")
 _UNKNOWN_TIERS = ("Diamond", "Titanium", "Obsidian", "Elite Plus")
 _BAD_EMAILS = ("not-an-email", "anna.martin@", "john..doe@@example.com", "[email protected]")
 _FIRST = ("anna", "louis", "emma", "hugo", "lea", "noah", "chloe", "jules", "ines", "adam", "sara", "tom")

@@ -81,10 +81,6 @@ class FeedError(RuntimeError):
     """The day's feed cannot be written; nothing was replaced."""
 
 
-def feed_dir(outbound_dir: str | Path) -> Path:
-    return Path(outbound_dir) / "reelevant"
-
-
 def feed_sql() -> str:
     """The day's records as columns (sql/reelevant_feed.sql), with the parameters of `feed_params`."""
     return sql_files(__package__)("reelevant_feed")

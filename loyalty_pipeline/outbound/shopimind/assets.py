@@ -41,7 +41,7 @@ from .delivery import (
     preview_events,
 )
 from .departures import LeavePolicy, deliver_departures, preview_departures
-from .models import LOYALTY_ACCOUNT, EventType
+from .models import LOYALTY_ACCOUNT, EventDeclaration
 from .resources import ShopiMindConfigError, ShopiMindResource
 from .setup import CachedSetup, ensure_setup_cached, stored_setup
 
@@ -63,9 +63,10 @@ class SetupConfig(DeliveryConfig):
                                                    "shopimind_setup says it is in place.")
 
 
-def event_types(program: Program) -> list[EventType]:
+def event_types(program: Program) -> list[EventDeclaration]:
     """The createEvent bodies of every event type the program enables."""
-    return [EventType(name=CATALOGUE[code].name, code_name=code, properties=shopimind_properties(CATALOGUE[code]))
+    return [EventDeclaration(name=CATALOGUE[code].name, code_name=code,
+                             properties=shopimind_properties(CATALOGUE[code]))
             for code in enabled_event_types(program)]
 
 
@@ -94,7 +95,7 @@ class _Setup:
     before the first request (from the cache when it matches), `self(True)` when ShopiMind said it is gone."""
 
     def __init__(self, context: dg.AssetExecutionContext, con: duckdb.DuckDBPyConnection, client: ShopiMindClient,
-                 destination: str, types: list[EventType], *, definition: bool, events: bool) -> None:
+                 destination: str, types: list[EventDeclaration], *, definition: bool, events: bool) -> None:
         self.context, self.con, self.client, self.destination, self.types = context, con, client, destination, types
         self.parts = {"definition": definition, "events": events}
         self.results: list[CachedSetup] = []

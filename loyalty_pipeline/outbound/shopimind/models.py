@@ -94,8 +94,9 @@ class LoyaltyAccountRecord(_Request):
         return value.isoformat() if value else None
 
 
-class EventType(_Request):
-    """createEvent body."""
+class EventDeclaration(_Request):
+    """createEvent body: an event type as declared to ShopiMind (the pipeline's own event types are the
+    catalogue's `events.catalogue.EventType`)."""
 
     name: str
     code_name: str

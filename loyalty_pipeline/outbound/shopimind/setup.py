@@ -23,7 +23,7 @@ import duckdb
 
 from ...warehouse.connection import transaction
 from .client import Result, ShopiMindClient, ShopiMindError
-from .models import LOYALTY_ACCOUNT, CustomDataDefinition, EventType, read_int, read_listing
+from .models import LOYALTY_ACCOUNT, CustomDataDefinition, EventDeclaration, read_int, read_listing
 
 PAGE = 100  # the API's largest page; above it silently falls back to 10
 
@@ -140,7 +140,7 @@ def _check_compatible(current: dict[str, Any], wanted: CustomDataDefinition) -> 
             f"incompatible: {'; '.join(problems)}. Fix or delete it in ShopiMind, then re-run.")
 
 
-def ensure_event_types(client: ShopiMindClient, event_types: list[EventType]) -> dict[str, str]:
+def ensure_event_types(client: ShopiMindClient, event_types: list[EventDeclaration]) -> dict[str, str]:
     """Declare each event type; 409 (or an "already exists" 400) means it is there: check its metaData
     has every field we send, with the same type, and requires nothing we do not send."""
     actions: dict[str, str] = {}
@@ -163,7 +163,7 @@ def ensure_event_types(client: ShopiMindClient, event_types: list[EventType]) ->
     return actions
 
 
-def _event_problems(wanted: EventType, current: dict[str, Any] | None) -> list[str]:
+def _event_problems(wanted: EventDeclaration, current: dict[str, Any] | None) -> list[str]:
     if current is None:
         return [f"{wanted.code_name}: answered 'exists' but is not listed"]
     properties = current.get("properties")
@@ -183,7 +183,7 @@ def _event_problems(wanted: EventType, current: dict[str, Any] | None) -> list[s
     return problems
 
 
-def ensure_setup(client: ShopiMindClient, event_types: list[EventType]) -> SetupResult:
+def ensure_setup(client: ShopiMindClient, event_types: list[EventDeclaration]) -> SetupResult:
     id_definition, action = ensure_definition(client)
     return SetupResult(id_definition, action, ensure_event_types(client, event_types))
 
@@ -200,7 +200,7 @@ def definition_hash(wanted: CustomDataDefinition = LOYALTY_ACCOUNT) -> str:
     return _sha256(wanted.model_dump())
 
 
-def event_type_hash(event_type: EventType) -> str:
+def event_type_hash(event_type: EventDeclaration) -> str:
     """sha256 of an event type's declared properties (its metaData schema)."""
     return _sha256(event_type.properties)
 
@@ -268,7 +268,7 @@ class CachedSetup:
 
 
 def ensure_setup_cached(con: duckdb.DuckDBPyConnection, client: ShopiMindClient, destination: str,
-                        event_types: list[EventType], *, definition: bool = True, events: bool = True,
+                        event_types: list[EventDeclaration], *, definition: bool = True, events: bool = True,
                         force: bool = False) -> CachedSetup:
     """The bootstrap of `destination` (the definition and/or `event_types`), from the cache when its
     record matches: no request at all. Re-runs the definition when its hash differs (or nothing is

@@ -307,12 +307,12 @@ def test_nothing_to_send_makes_no_request_and_asks_for_no_setup(con):
 
 
 def test_setup_is_cached_per_destination_and_re_run_only_for_what_changed(con):
-    from loyalty_pipeline.outbound.shopimind.models import EventType
+    from loyalty_pipeline.outbound.shopimind.models import EventDeclaration
     from loyalty_pipeline.outbound.shopimind.setup import ensure_setup_cached, stored_setup
 
     meta = [{"name": "points_amount", "type": "number", "required": True}]
-    earned = EventType(name="Points earned", code_name="loyalty.points_earned", properties={"metaData": meta})
-    expired = EventType(name="Points expired", code_name="loyalty.points_expired", properties={"metaData": meta})
+    earned = EventDeclaration(name="Points earned", code_name="loyalty.points_earned", properties={"metaData": meta})
+    expired = EventDeclaration(name="Points expired", code_name="loyalty.points_expired", properties={"metaData": meta})
     api = Api()
     api.handlers = {
         ("GET", "/v1/custom-data-definitions"): lambda r: httpx.Response(
@@ -332,7 +332,7 @@ def test_setup_is_cached_per_destination_and_re_run_only_for_what_changed(con):
         added = ensure_setup_cached(con, client, DEST, [earned, expired])
         assert added.events == {"loyalty.points_earned": "cached", "loyalty.points_expired": "created"}
         assert added.requests == 1 and added.definition_action == "cached"
-        changed = EventType(name=earned.name, code_name=earned.code_name,
+        changed = EventDeclaration(name=earned.name, code_name=earned.code_name,
                             properties={"metaData": [*meta, {"name": "reason", "type": "text", "required": False}]})
         assert ensure_setup_cached(con, client, DEST, [changed, expired]).requests == 1
         assert ensure_setup_cached(con, client, DEST, [changed, expired]).requests == 0
