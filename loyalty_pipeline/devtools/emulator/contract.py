@@ -12,7 +12,7 @@ import json
 import math
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from http import HTTPStatus
 from typing import Any
@@ -134,14 +134,19 @@ def optional_str(obj: dict[str, Json], key: str, where: str = "") -> str | None:
     return value
 
 
+def strict_objects(value: Json, what: str, allowed: frozenset[str]) -> Iterator[tuple[str, dict[str, Json]]]:
+    """Each item of the array `what`, an object with none but `allowed` keys, and its place for messages."""
+    if not isinstance(value, list):
+        raise ApiError(400, f"{what} must be an array")
+    for i, item in enumerate(value):
+        reject_extra(require_object(item, f"{what}[{i}]"), allowed, f"{what}[{i}].")
+        yield f"{what}[{i}].", item
+
+
 def check_fields(fields: Json, taken: set[str]) -> list[dict[str, Json]]:
     """Validate definition field specs; `taken` (mutated) holds names already in use."""
-    if not isinstance(fields, list):
-        raise ApiError(400, "fields must be an array")
     out = []
-    for i, spec in enumerate(fields):
-        where = f"fields[{i}]."
-        reject_extra(require_object(spec, f"fields[{i}]"), _FIELD_KEYS, where)
+    for where, spec in strict_objects(fields, "fields", _FIELD_KEYS):
         name = spec.get("name")
         if not isinstance(name, str) or not name.strip():
             raise ApiError(400, f"{where}name must be a non-empty string")
@@ -167,12 +172,8 @@ def check_relationships(
     relationships: Json, field_names: set[str], sources: set[str], custom_ids: set[str]
 ) -> list[dict[str, Json]]:
     """Validate relationships; `sources` (mutated) holds source fields that already have one."""
-    if not isinstance(relationships, list):
-        raise ApiError(400, "relationships must be an array")
     out = []
-    for i, rel in enumerate(relationships):
-        where = f"relationships[{i}]."
-        reject_extra(require_object(rel, f"relationships[{i}]"), _RELATIONSHIP_KEYS, where)
+    for where, rel in strict_objects(relationships, "relationships", _RELATIONSHIP_KEYS):
         source, kind, target = rel.get("sourceField"), rel.get("targetSchemaType"), rel.get("targetSchema")
         if source not in field_names:
             raise ApiError(400, f"{where}sourceField {source!r} is not a field of the definition")
