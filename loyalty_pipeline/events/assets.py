@@ -9,7 +9,7 @@ from ..partitions import daily_partitions, partition_day
 from ..program import ProgramResource
 from ..run_tags import HOW_TO_CONFIRM, rebuild_requested, volume_confirmed
 from ..snapshots.assets import account_deltas
-from ..warehouse.connection import WAREHOUSE_POOL
+from ..warehouse.connection import WAREHOUSE_POOL, count_day_and_previous
 from ..warehouse.metadata import counts
 from ..warehouse.resources import WarehouseResource
 from .derive import EventDerivationError, build_events
@@ -74,11 +74,7 @@ def event_volume_within_band(context: dg.AssetCheckExecutionContext, program: Pr
     day = partition_day(context)
     ops = program.load().operations
     with warehouse.connect() as con:
-        events, previous_day, previous = con.execute(
-            "WITH prev AS (SELECT max(snapshot_date) AS d FROM loyalty_events WHERE snapshot_date < $day) "
-            "SELECT (SELECT count(*) FROM loyalty_events WHERE snapshot_date = $day), prev.d, "
-            "(SELECT count(*) FROM loyalty_events e WHERE e.snapshot_date = prev.d) FROM prev",
-            {"day": day}).fetchone()
+        events, previous_day, previous = count_day_and_previous(con, "loyalty_events", day)
     # Fewer events never spam anyone: the band is one-sided.
     limit = max(ops.event_volume_floor, int(previous * (1 + ops.event_volume_band))) if previous_day else None
     metadata = {"events": events, "floor": ops.event_volume_floor, "band": ops.event_volume_band,

@@ -14,10 +14,12 @@ from ..ingest.files import ExportError
 from ..partitions import daily_partitions, partition_day
 from ..program import ProgramResource
 from ..run_tags import CONFIRM_TAG, HOW_TO_CONFIRM, rebuild_requested, volume_confirmed
-from ..warehouse.connection import WAREHOUSE_POOL
+from ..warehouse.connection import WAREHOUSE_POOL, count_day_and_previous, sql_files
 from ..warehouse.metadata import counts, md_query
 from ..warehouse.resources import WarehouseResource
 from .steps import build_deltas, build_snapshot
+
+sql = sql_files(__package__)
 
 
 @dg.asset(
@@ -94,10 +96,7 @@ def member_count_within_band(context: dg.AssetCheckExecutionContext, program: Pr
     day = partition_day(context)
     ops = program.load().operations
     with warehouse.connect() as con:
-        members, previous_day, previous = con.execute(
-            "WITH prev AS (SELECT max(snapshot_date) AS d FROM snapshots WHERE snapshot_date < $day) "
-            "SELECT (SELECT count(*) FROM snapshots WHERE snapshot_date = $day), prev.d, "
-            "(SELECT count(*) FROM snapshots s WHERE s.snapshot_date = prev.d) FROM prev", {"day": day}).fetchone()
+        members, previous_day, previous = count_day_and_previous(con, "snapshots", day)
     metadata = {"members": members, "band": ops.member_count_band, "floor": ops.member_count_floor,
                 "confirmed": volume_confirmed(context)}
     if previous_day is None:
@@ -125,19 +124,14 @@ def tiers_known(context: dg.AssetCheckExecutionContext, program: ProgramResource
     day = partition_day(context)
     prog = program.load()
     max_share, floor = prog.operations.unknown_tier_max_share, prog.operations.unknown_tier_floor
-    unknown_rows = ("FROM quarantine q JOIN raw_accounts r ON r.snapshot_date = q.snapshot_date "
-                    "AND r.source_line = q.source_line WHERE q.snapshot_date = $day AND q.kind = 'accounts' "
-                    "AND list_contains(json_extract_string(q.problems, '$[*].reason'), 'unknown_tier')")
     with warehouse.connect(prog) as con:
         raw, foreign = con.execute(
             "SELECT (SELECT count(*) FROM raw_accounts WHERE snapshot_date = $day), "
             "(SELECT count(*) FROM snapshots WHERE snapshot_date = $day AND tier IS NOT NULL "
             "   AND tier NOT IN (SELECT name FROM tiers))", {"day": day}).fetchone()
         # Each spelling as the export wrote it, with its rows: what ops add as an alias.
-        spellings = con.execute(f"SELECT r.tier, count(*) AS n {unknown_rows} GROUP BY ALL ORDER BY n DESC, r.tier",
-                                {"day": day}).fetchall()
-        values = md_query(con, f"SELECT r.tier AS raw_tier, count(*) AS rows {unknown_rows} "
-                               "GROUP BY ALL ORDER BY rows DESC, raw_tier LIMIT 20", {"day": day})
+        spellings = con.execute(sql("unknown_tier_spellings"), {"day": day}).fetchall()
+        values = md_query(con, f"SELECT * FROM ({sql('unknown_tier_spellings')}) LIMIT 20", {"day": day})
     unknown = sum(n for _, n in spellings)
     share = unknown / raw if raw else 0.0
     tolerated = share <= max_share or unknown <= floor

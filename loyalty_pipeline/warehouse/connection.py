@@ -119,6 +119,15 @@ def count_day(con: duckdb.DuckDBPyConnection, table: str, day: dt.date) -> int:
     return con.execute(f"SELECT count(*) FROM {table} WHERE snapshot_date = $day", {"day": day}).fetchone()[0]
 
 
+def count_day_and_previous(con: duckdb.DuckDBPyConnection, table: str, day: dt.date
+                           ) -> tuple[int, dt.date | None, int]:
+    """`table`'s rows of `day`, the latest earlier day it has rows of (None: none), and that day's rows."""
+    return con.execute(
+        f"WITH prev AS (SELECT max(snapshot_date) AS d FROM {table} WHERE snapshot_date < $day) "
+        f"SELECT (SELECT count(*) FROM {table} WHERE snapshot_date = $day), prev.d, "
+        f"(SELECT count(*) FROM {table} t WHERE t.snapshot_date = prev.d) FROM prev", {"day": day}).fetchone()
+
+
 def install_macros(con: duckdb.DuckDBPyConnection) -> None:
     """The strict parsers of validation (sql/macros.sql), shared by every step that reads raw text or
     matches ids as validation normalises them."""
