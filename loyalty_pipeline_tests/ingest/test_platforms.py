@@ -84,8 +84,9 @@ def test_a_platform_the_registry_holds_is_read_with_nothing_else_changed(tmp_pat
 
 
 def test_an_unknown_platform_is_refused_naming_the_known_ones(tmp_path: Path):
-    with pytest.raises(ProgramError, match=r"source\.platform: .*no adapter for platform 'shopify'; known: "
-                                           r"canonical, loyaltylion, voucherify, yotpo"):
+    known = ", ".join(PLATFORMS)
+    assert known.startswith("canonical, ") and "yotpo" in known
+    with pytest.raises(ProgramError, match=rf"source\.platform: .*no adapter for platform 'shopify'; known: {known}$"):
         load_program(_program(tmp_path, "shopify"))
 
 
