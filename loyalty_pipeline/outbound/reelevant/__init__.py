@@ -1,0 +1,1 @@
+"""Reelevant: the "Loyalty Programme" datasource, one JSON Lines file per business date."""
