@@ -166,6 +166,7 @@ _today_and_yesterday = dg.TimeWindowPartitionMapping(
     start_offset=-1, end_offset=0, allow_nonexistent_upstream_partitions=True
 )
 
+
 @dg.asset(
     partitions_def=daily_partitions,
     pool=WAREHOUSE_POOL,
