@@ -198,7 +198,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def cmd_shopimind_replay(args: argparse.Namespace) -> int:
-    from .outbound.shopimind.delivery import replay
+    from .outbound.core.ledger import replay
     from .warehouse.connection import connect
 
     con = connect(settings.warehouse_path())

@@ -11,7 +11,7 @@ Rules:
 1. No module outside devtools imports loyalty_pipeline.devtools (nor names it in a string, e.g. `-m …`).
 2. A stage imports only the stages before it, itself, and the infrastructure: never a later stage,
    operations, definitions or cli. Within outbound, a destination (outbound/<name>/) does not import
-   another destination.
+   another destination, and the delivery core (outbound/core/) imports no destination.
 3. The infrastructure imports only the infrastructure, with one exception: program.py validates its
    `source` section against what the ingest can read, so it imports ingest.platforms (the registry) and
    ingest.columns; those, and every ingest module they import, import nothing outside ingest.
@@ -39,6 +39,7 @@ INFRASTRUCTURE = {"settings", "program", "partitions", "run_tags", "processes", 
 ASSEMBLY = {"definitions", "cli", "operations"}
 DEVTOOLS = "devtools"
 PROGRAM_READS = {"loyalty_pipeline.ingest.platforms", "loyalty_pipeline.ingest.columns"}
+OUTBOUND_CORE = "core"  # outbound/core/: the delivery machinery every destination builds on
 
 
 def module_name(path: Path) -> str:
@@ -132,13 +133,22 @@ def test_stages_import_only_earlier_stages_and_the_infrastructure():
     assert wrong == {}
 
 
-def test_an_outbound_destination_does_not_import_another():
-    def destination(module: str) -> str | None:
-        parts = module.split(".")
-        return parts[2] if len(parts) > 3 and parts[1] == "outbound" else None  # outbound.<dest>.<module>
+def destination(module: str) -> str | None:
+    """outbound.<destination>.<module> → the destination; outbound/core/ is what they share, not one."""
+    parts = module.split(".")
+    return parts[2] if len(parts) > 3 and parts[1] == "outbound" and parts[2] != OUTBOUND_CORE else None
 
+
+def test_an_outbound_destination_does_not_import_another():
     wrong = {m: sorted(i for i in imports(m) if destination(i) not in (None, destination(m)))
              for m in modules() if destination(m)}
+    assert {m: i for m, i in wrong.items() if i} == {}
+
+
+def test_the_delivery_core_imports_no_destination():
+    core = [m for m in modules() if m.startswith(f"loyalty_pipeline.outbound.{OUTBOUND_CORE}")]
+    assert "loyalty_pipeline.outbound.core.ledger" in core and destination("loyalty_pipeline.outbound.shopimind.client")
+    wrong = {m: sorted(i for i in imports(m) if destination(i)) for m in core}
     assert {m: i for m, i in wrong.items() if i} == {}
 
 

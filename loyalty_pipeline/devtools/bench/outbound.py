@@ -29,10 +29,11 @@ from urllib.parse import quote
 import duckdb
 import httpx
 
+from ...outbound.shopimind.accounts import AccountRow, account_record, deliver_accounts
 from ...outbound.shopimind.assets import event_types
-from ...outbound.shopimind.delivery import account_record, deliver_accounts, deliver_events, trigger_body
 from ...outbound.shopimind.resources import ShopiMindResource
 from ...outbound.shopimind.setup import ensure_definition, ensure_event_types, ensure_setup_cached
+from ...outbound.shopimind.triggers import EventRow, deliver_events, trigger_body
 from ...program import load_program
 from ...settings import program_path
 from ...warehouse.connection import connect
@@ -212,15 +213,15 @@ def outbound_raw(args: dict) -> dict:
 def same_payloads(con: duckdb.DuckDBPyConnection, sample: int) -> dict:
     """The raw loop's JSON equals the pipeline's rendering (pydantic models) of the same rows."""
     accounts = con.execute(
-        f"SELECT r.record, s.customer_id, s.points_balance, coalesce(s.tier, ''), s.tier_since, s.next_expiry_date, "
-        f"s.next_expiry_amount FROM ({RAW_ACCOUNTS} LIMIT $n) r JOIN snapshots s "
+        f"SELECT r.record, s.customer_id, s.snapshot_date, s.points_balance, coalesce(s.tier, ''), s.tier_since, "
+        f"s.next_expiry_date, s.next_expiry_amount, NULL FROM ({RAW_ACCOUNTS} LIMIT $n) r JOIN snapshots s "
         "ON s.snapshot_date = $day AND s.customer_id = r.customer_id", {"day": DAY2, "n": sample}).fetchall()
     events = con.execute(
         f"SELECT r.body, e.event_key, e.snapshot_date, e.customer_id, e.email, e.code_name, e.metadata "
         f"FROM ({RAW_EVENTS}) r JOIN loyalty_events e USING (event_key) USING SAMPLE {sample} ROWS",
         {"day": DAY2}).fetchall()
-    bad_accounts = sum(json.loads(r[0]) != account_record(r[1:]) for r in accounts)
-    bad_events = sum(json.loads(r[0]) != json.loads(trigger_body(r[1:])) for r in events)
+    bad_accounts = sum(json.loads(r[0]) != account_record(AccountRow._make(r[1:])) for r in accounts)
+    bad_events = sum(json.loads(r[0]) != json.loads(trigger_body(EventRow._make(r[1:]))) for r in events)
     return {"accounts_checked": len(accounts), "accounts_different": bad_accounts,
             "events_checked": len(events), "events_different": bad_events,
             "equal": bad_accounts == 0 and bad_events == 0 and len(accounts) + len(events) > 0}

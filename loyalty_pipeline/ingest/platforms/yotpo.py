@@ -15,7 +15,7 @@ Two shapes of the same customers:
   names the others. The customer report merchants download (`email, points_earned, points_balance,
   vip_tier, opt_in_date, loyalty_eligible, created_at`) has no shop customer id: the member is then
   keyed by the address itself (`customer_id` = the trimmed, lower-cased email), and ShopiMind finds
-  the contact by email (outbound/shopimind/delivery.py `contact_of`).
+  the contact by email (outbound/shopimind/models.py `contact_of`).
 
 Email is Yotpo's key: a second row with the same email is a duplicate member even under another id.
 `third_party_id` (its typo twin `thirty_party_id` when absent) is the shop's customer id, kept as text.

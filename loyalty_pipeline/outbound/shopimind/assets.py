@@ -1,5 +1,5 @@
 """ShopiMind: bootstrap, LoyaltyAccount upserts and deletions, event triggers (client.py, setup.py,
-delivery.py, departures.py).
+accounts.py, departures.py, triggers.py, on the delivery core in outbound/core).
 
 The bootstrap is cached per destination (table shopimind_setup: the definition id and a sha256 of what
 was declared). Each outbound asset ensures its part of it, from the cache (no request) unless the
@@ -32,18 +32,14 @@ from ...snapshots.assets import loyalty_snapshot
 from ...warehouse.connection import WAREHOUSE_POOL
 from ...warehouse.metadata import counts, md_query
 from ...warehouse.resources import WarehouseResource
+from ..core.ledger import pending_problems
+from .accounts import deliver_accounts, preview_accounts
 from .client import ShopiMindClient, ShopiMindError
-from .delivery import (
-    deliver_accounts,
-    deliver_events,
-    pending_problems,
-    preview_accounts,
-    preview_events,
-)
 from .departures import LeavePolicy, deliver_departures, preview_departures
 from .models import LOYALTY_ACCOUNT, EventDeclaration
 from .resources import ShopiMindConfigError, ShopiMindResource
 from .setup import CachedSetup, ensure_setup_cached, stored_setup
+from .triggers import deliver_events, preview_events
 
 OUTBOUND = ("shopimind_setup", "shopimind_accounts", "shopimind_events")
 

@@ -28,7 +28,8 @@ from urllib.parse import quote
 
 import httpx
 
-from .models import error_message
+from ..core.outcomes import Failed, StopRun, Uncertain, Unsent
+from .models import error_message, refusal
 from .scrub import Scrubber
 
 Outcome = Literal["ok", "rejected", "failed", "uncertain"]
@@ -42,7 +43,7 @@ _MAYBE_SENT = (httpx.ReadTimeout, httpx.WriteTimeout, httpx.ReadError, httpx.Wri
                httpx.RemoteProtocolError, httpx.NetworkError, httpx.TimeoutException)
 
 
-class ShopiMindError(RuntimeError):
+class ShopiMindError(StopRun):
     """A problem the whole run must stop for (bad key, broken setup); never contains the key."""
 
 
@@ -76,6 +77,12 @@ class Result:
     @property
     def ok(self) -> bool:
         return self.outcome == "ok"
+
+    def fate(self) -> Unsent:
+        """A result that is not `ok` as the exception the delivery core routes by: `Failed`, `Uncertain`,
+        or what the refusal's message says (`models.refusal`: `SetupGone`, `TooLarge`, `Refused`)."""
+        kind = {"failed": Failed, "uncertain": Uncertain}.get(self.outcome) or refusal(self.error)
+        return kind(self.error or self.describe(), http_status=self.status, requests=self.requests)
 
     def describe(self) -> str:
         """What was called and what came back, for an error message (never the key: scrubbed)."""

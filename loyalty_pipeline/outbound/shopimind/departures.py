@@ -36,41 +36,25 @@ import time
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from itertools import groupby
+from typing import NamedTuple
 
 import duckdb
 
 from ...warehouse.connection import bind
+from ..core.bootstrap import Bootstrap, Setup
+from ..core.candidates import select, stream
+from ..core.delivery import Delivery
+from ..core.outcomes import Failed, Outcome, SetupGone, Subject, Unsent
+from ..core.sending import Batches
+from .accounts import AccountRow, upsert
+from .bulk import bulk_outcomes
 from .client import Result, ShopiMindClient, ShopiMindError
-from .delivery import (
-    _SETUP_GONE,
-    _TOO_LARGE,
-    DeliverySettings,
-    Ledger,
-    Outcome,
-    Setup,
-    _BatchSize,
-    _Bootstrap,
-    _healing,
-    _save_all,
-    _stream,
-    sql,
-)
-from .models import (
-    CUSTOMER_KEY_FIELD,
-    RecordFilter,
-    RecordListing,
-    read_bulk,
-    read_int,
-    read_listing,
-    rejected_index,
-    rejected_message,
-)
+from .delivery import DEFINITION, DeliverySettings, ledger_for, sql
+from .models import CUSTOMER_KEY_FIELD, RecordFilter, RecordListing, read_int, read_listing
 
 PAGE = 100  # members per lookup, and records per listing page (the API's largest page)
-_COLUMNS = ("customer_id, reason, snapshot_date, points_balance, tier, tier_since, next_expiry_date, "
-            "next_expiry_amount, written_s_ago, action")
 _SEND = ("delete", "rekey")
+NO_RECORD = "no record held"
 
 
 @dataclass(frozen=True)
@@ -79,6 +63,40 @@ class LeavePolicy:
 
     on_leave: str = "delete"  # delete | keep
     grace_days: int = 3
+
+
+class DepartureRow(NamedTuple):
+    customer_id: str
+    snapshot_date: dt.date  # the day of the run
+    reason: str  # opted_out | absent
+    held_date: dt.date | None  # the snapshot of the values ShopiMind last acknowledged, which follow
+    points_balance: int | None  # (all None when no push was acknowledged: then the action is `delete`)
+    tier: str | None
+    tier_since: dt.date | None
+    next_expiry_date: dt.date | None
+    next_expiry_amount: int | None
+    written_s_ago: float  # since the record was last written
+    action: str  # delete | rekey
+
+    @property
+    def subject(self) -> Subject:
+        return Subject("account_delete", self.customer_id, self.snapshot_date, self.customer_id)
+
+    def held(self) -> AccountRow:
+        """The record as ShopiMind holds it, now with the customer key (re-keyed before deletion)."""
+        return AccountRow(self.customer_id, self.held_date, self.points_balance, self.tier, self.tier_since,
+                          self.next_expiry_date, self.next_expiry_amount, None)
+
+
+class _HeldRecord(NamedTuple):
+    """A record of a departed member, as bulk-delete takes it: by id."""
+
+    record_id: int
+    member: DepartureRow
+
+    @property
+    def subject(self) -> Subject:
+        return self.member.subject
 
 
 def _params(day: dt.date, destination: str, policy: LeavePolicy) -> dict:
@@ -113,24 +131,14 @@ def preview_departures(con: duckdb.DuckDBPyConnection, day: dt.date, destination
 
 # -- ShopiMind side: find the records, delete them ---------------------------------------------------
 
-@dataclass
-class _Call:
-    """What one request (or a lookup's requests) came to, for the members it concerned."""
-
-    status: str  # sent | rejected | failed | uncertain | gone (the definition is not there)
-    result: Result | None = None
-    error: str | None = None
-    requests: int = 0
+def _lookup_failed(result: Result, error: str | None = None) -> Unsent:
+    """A lookup that failed: `failed` whatever the answer (retried next run), unless the definition is gone."""
+    kind = SetupGone if not result.ok and isinstance(result.fate(), SetupGone) else Failed
+    return kind(error or result.error, http_status=result.status, requests=result.requests)
 
 
-def _failed(result: Result, error: str | None = None) -> _Call:
-    gone = result.outcome == "rejected" and _SETUP_GONE.search(result.error or "")
-    return _Call("gone" if gone else "failed", result, error or result.error, result.requests)
-
-
-def _find_records(client: ShopiMindClient, id_definition: int, keys: list[str]
-                  ) -> tuple[dict[str, list[int]], _Call | None, int]:
-    """Record ids per customer among `keys`: (found, the failure if the lookup failed, requests)."""
+def _find_records(client: ShopiMindClient, id_definition: int, keys: list[str]) -> tuple[dict[str, list[int]], int]:
+    """Record ids per customer among `keys`, and the requests it took; raises the lookup's fate."""
     found: dict[str, list[int]] = defaultdict(list)
     requests = 0
     for start in range(0, len(keys), PAGE):
@@ -144,114 +152,88 @@ def _find_records(client: ShopiMindClient, id_definition: int, keys: list[str]
             result = client.get(f"/v1/custom-data-records/{id_definition}", listing.params())
             requests += result.requests
             if not result.ok:
-                return found, _failed(result), requests
+                raise _lookup_failed(result)
             page = read_listing(result.body)
             if page is None or page.size != len(page.items):
-                return found, _failed(result, f"unreadable record listing: {result.describe()}"), requests
+                raise _lookup_failed(result, f"unreadable record listing: {result.describe()}")
             for row in page.items:
                 key, record_id = row.get(CUSTOMER_KEY_FIELD), read_int(row.get("id"))
                 if key not in wanted:  # never delete what was not asked for
-                    return found, _failed(result, f"record listing ignored the {CUSTOMER_KEY_FIELD} filter "
-                                                  f"(answered {str(key)[:80]!r})"), requests
+                    raise _lookup_failed(result, f"record listing ignored the {CUSTOMER_KEY_FIELD} filter "
+                                                 f"(answered {str(key)[:80]!r})")
                 if record_id is None:
-                    return found, _failed(result, f"unreadable record id {str(row.get('id'))[:80]!r}"), requests
+                    raise _lookup_failed(result, f"unreadable record id {str(row.get('id'))[:80]!r}")
                 found[key].append(record_id)
             if not page.more:
                 break
             offset += page.size
-    return dict(found), None, requests
+    return dict(found), requests
 
 
-def _bulk_delete(client: ShopiMindClient, id_definition: int, ids: list[int], sizer: _BatchSize
-                 ) -> dict[int, _Call]:
-    """Delete `ids` (one call, split if ShopiMind finds it too large): the outcome of each id."""
+def _bulk_delete(client: ShopiMindClient, id_definition: int, batch: list[_HeldRecord]) -> list[Outcome]:
+    ids = [r.record_id for r in batch]
     result = client.request("POST", f"/v1/custom-data-records/{id_definition}/bulk-delete",
                             content=json.dumps(ids).encode())  # idempotent: retried on lost answers
-    if result.outcome in ("failed", "uncertain"):
-        return dict.fromkeys(ids, _Call("failed", result, result.error, result.requests))
-    if result.ok:
-        refused, problem = read_bulk(result.body, ids)
-        if problem:  # which ids were taken is unknown: retried by the next run (deleting is idempotent)
-            return dict.fromkeys(ids, _Call("uncertain", result, f"2xx answer that does not add up ({problem}): "
-                                            f"{result.describe()}", result.requests))
-        return {i: _Call("rejected", result, refused[n], result.requests) if n in refused
-                else _Call("sent", result, None, result.requests) for n, i in enumerate(ids)}
-    items = result.body.get("rejected_items") if isinstance(result.body, dict) else None
-    if not isinstance(items, list) or not items:
-        if len(ids) > 1 and _TOO_LARGE.search(result.error or ""):
-            half = len(ids) // 2
-            sizer.shrink(half)
-            return {**_bulk_delete(client, id_definition, ids[:half], sizer),
-                    **_bulk_delete(client, id_definition, ids[half:], sizer)}
-        return dict.fromkeys(ids, _failed(result) if _SETUP_GONE.search(result.error or "")
-                             else _Call("rejected", result, result.error, result.requests))
-    # A whole-request refusal listing items (all invalid): each id refused, with its own reason if told.
-    reasons = {index: rejected_message(item) for item in items if (index := rejected_index(item, ids)) is not None}
-    return {i: _Call("rejected", result, reasons.get(n, result.error), result.requests) for n, i in enumerate(ids)}
+    return bulk_outcomes(result, batch, ids)
 
 
-def _delete_all(pool: ThreadPoolExecutor, client: ShopiMindClient, id_definition: int, ids: list[int],
-                sizer: _BatchSize) -> dict[int, _Call]:
-    size = sizer.size
-    batches = [ids[i:i + size] for i in range(0, len(ids), size)]
-    out: dict[int, _Call] = {}
-    for calls in pool.map(lambda b: _bulk_delete(client, id_definition, b, sizer), batches):
-        out.update(calls)
-    return out
+def _worst(outcome: Outcome) -> int:
+    """A member's outcome is its worst record's: gone, failed, uncertain, rejected, sent."""
+    if isinstance(outcome.cause, SetupGone):
+        return 0
+    return 1 + ("failed", "uncertain", "rejected", "sent").index(outcome.status)
 
 
-_WORST = ("gone", "failed", "uncertain", "rejected", "sent")  # a member's outcome is its worst id's
-NO_RECORD = "no record held"
+class _Departures:
+    """One run's deletions: re-key what needs it, find the records, delete them."""
 
+    def __init__(self, client: ShopiMindClient, pool: ThreadPoolExecutor, settings: DeliverySettings) -> None:
+        self.client, self.settings = client, settings
+        size = min(settings.batch_size, 20)  # the SDK chunks bulk-delete at 20
+        self.upserts, self.deletes = Batches(pool, size), Batches(pool, size)
 
-def _outcome(key: str, day: dt.date, status: str, call: _Call, note: str | None = None) -> Outcome:
-    """The account_delete outcome of one member; `gone` (the definition is not there) is recorded failed."""
-    result = call.result
-    return Outcome("account_delete", key, day, key, None, "failed" if status == "gone" else status,
-                   http_status=result.status if result else None, error=None if status == "sent" else call.error,
-                   requests=call.requests, attempt_inc=1, note=note, setup_gone=status == "gone")
+    def __call__(self, rows: list[DepartureRow], id_definition: int) -> list[Outcome]:
+        """The chunk's outcomes: re-key upserts (kind account), then one per member (account_delete)."""
+        upserts = [dataclasses.replace(o, note="re-keyed before deletion")
+                   for o in upsert(self.upserts, self.client, id_definition,
+                                   [r.held() for r in rows if r.action == "rekey"])]
+        rekeyed = {o.key for o in upserts if o.status == "sent"}
+        members = {r.customer_id: r for r in rows}
+        deletes = [members[o.key].subject.outcome(o.status, error=f"could not re-key the record: {o.error}",
+                                                  requests=o.requests, attempt_inc=1, cause=o.cause)
+                   for o in upserts if o.status != "sent"]
+        targets = [r for r in rows if r.action == "delete" or r.customer_id in rekeyed]
+        if targets:
+            deletes += self._delete(targets, rekeyed, id_definition)
+        return upserts + deletes
 
-
-def _depart(pool: ThreadPoolExecutor, client: ShopiMindClient, id_definition: int, rows: list[tuple],
-            day: dt.date, sizer: _BatchSize, settings: DeliverySettings, gone_hint: str
-            ) -> tuple[list[Outcome], list[Outcome]]:
-    """Re-key what needs it, find the records, delete them: (upsert outcomes, delete outcomes)."""
-    upserts: list[Outcome] = []
-    rekey = sorted((r for r in rows if r[9] == "rekey"), key=lambda r: r[2])
-    for snapshot_date, group in groupby(rekey, key=lambda r: r[2]):
-        # The values ShopiMind last acknowledged (from that snapshot), now with the customer key.
-        records = [(r[0], r[3], r[4], r[5], r[6], r[7], None) for r in group]
-        upserts += [dataclasses.replace(o, note="re-keyed before deletion")
-                    for o in _save_all(pool, client, id_definition, records, snapshot_date, sizer, gone_hint)]
-    rekeyed = {o.key for o in upserts if o.status == "sent"}
-    deletes = [_outcome(o.key, day, "gone" if o.setup_gone else o.status,
-                        _Call(o.status, None, f"could not re-key the record: {o.error}", o.requests))
-               for o in upserts if o.status != "sent"]
-    targets = [r for r in rows if r[9] == "delete" or r[0] in rekeyed]
-    if not targets:
-        return upserts, deletes
-    # A write may take a moment to be listed: do not conclude "no record held" too early.
-    youngest = 0.0 if rekeyed else min(r[8] for r in targets)
-    if youngest < settings.history_visibility_s:
-        time.sleep(min(settings.history_visibility_s - youngest, max(client.time_left(), 0)))
-    keys = [r[0] for r in targets]
-    found, failure, lookup_requests = _find_records(client, id_definition, keys)
-    if failure is not None:
-        return upserts, deletes + [_outcome(k, day, failure.status, failure) for k in keys]
-    calls = _delete_all(pool, client, id_definition, [i for k in keys for i in found.get(k, [])], sizer)
-    lookup = _Call("sent", None, None, lookup_requests)
-    for key in keys:
-        ids = found.get(key, [])
-        if not ids and key in rekeyed:
-            late = "re-keyed in this run but not listed yet (writes are asynchronous): deleted by the next run"
-            deletes.append(_outcome(key, day, "failed", _Call("failed", None, late)))
-        elif not ids:
-            deletes.append(_outcome(key, day, "sent", lookup, NO_RECORD))
-        else:
-            worst = min((calls[i] for i in ids), key=lambda c: _WORST.index(c.status))
-            deletes.append(_outcome(key, day, worst.status, worst,
-                                    f"deleted record ids {ids}" if worst.status == "sent" else None))
-    return upserts, deletes
+    def _delete(self, targets: list[DepartureRow], rekeyed: set[str], id_definition: int) -> list[Outcome]:
+        # A write may take a moment to be listed: do not conclude "no record held" too early.
+        youngest = 0.0 if rekeyed else min(r.written_s_ago for r in targets)
+        if youngest < self.settings.history_visibility_s:
+            time.sleep(min(self.settings.history_visibility_s - youngest, max(self.client.time_left(), 0)))
+        try:
+            found, lookup_requests = _find_records(self.client, id_definition, [r.customer_id for r in targets])
+        except Unsent as exc:
+            return [r.subject.fate(exc, attempt_inc=1) for r in targets]
+        held = [_HeldRecord(i, r) for r in targets for i in found.get(r.customer_id, [])]
+        per_member: dict[str, list[Outcome]] = defaultdict(list)
+        for outcome in self.deletes.send(held, lambda batch: _bulk_delete(self.client, id_definition, batch)):
+            per_member[outcome.key].append(outcome)
+        outcomes = []
+        for member in targets:
+            ids = found.get(member.customer_id, [])
+            if not ids and member.customer_id in rekeyed:
+                late = "re-keyed in this run but not listed yet (writes are asynchronous): deleted by the next run"
+                outcomes.append(member.subject.outcome("failed", error=late, attempt_inc=1))
+            elif not ids:
+                outcomes.append(member.subject.outcome("sent", requests=lookup_requests, attempt_inc=1,
+                                                       note=NO_RECORD))
+            else:
+                worst = min(per_member[member.customer_id], key=_worst)
+                outcomes.append(dataclasses.replace(worst, note=f"deleted record ids {ids}")
+                                if worst.status == "sent" else worst)
+        return outcomes
 
 
 def deliver_departures(con: duckdb.DuckDBPyConnection, client: ShopiMindClient, day: dt.date, destination: str,
@@ -263,37 +245,26 @@ def deliver_departures(con: duckdb.DuckDBPyConnection, client: ShopiMindClient, 
     The definition id is `id_definition` when known, else `setup(False)` (called only if something is to
     be deleted); a request refused because the definition is gone gets `setup(True)` and one retry."""
     settings = settings or DeliverySettings()
-    ledger = Ledger(con, destination, run_id)
-    boot = _Bootstrap(setup, id_definition)
-    boot.ready_done = boot.ready_done or id_definition is not None
+    ledger = ledger_for(con, destination, run_id)
+    boot = Bootstrap(setup, DEFINITION, "ShopiMind", id_definition)
     query, params = sql("shopimind_departures"), _params(day, destination, policy)
     actions, reasons = _counts(con, query, params)
     final: Counter = Counter()
-    not_attempted = 0
-    fatal: str | None = None
+
+    def tally(outcomes: list[Outcome]) -> None:
+        for o in outcomes:
+            if o.kind == "account_delete":
+                final["no_record" if o.note == NO_RECORD else o.status] += 1
+            elif o.status == "sent":
+                final["rekeyed"] += 1
+
+    delivery = Delivery(ledger, client.time_left, boot)  # not attempted: nothing written, selected again
     if actions.get("delete") or actions.get("rekey"):
-        sizer = _BatchSize(min(settings.batch_size, 20))  # the SDK chunks bulk-delete at 20
-        select = f"SELECT {_COLUMNS} FROM ({query}) WHERE action IN ('delete', 'rekey') ORDER BY customer_id"
-        what = "the LoyaltyAccount definition"
-        with ThreadPoolExecutor(settings.concurrency, thread_name_prefix="shopimind") as pool:
-            for rows in _stream(con, select, params, settings.chunk_size):
-                if fatal or client.time_left() <= 0:
-                    not_attempted += len(rows)  # no state written: selected again by the next run
-                    continue
-                upserts, deletes = _depart(pool, client, boot.ready(), rows, day, sizer, settings, boot.gone_hint(what))
-                if boot.can_heal() and any(o.setup_gone for o in upserts + deletes):
-                    # Records go with their definition: on the one set up again, the lookup finds what is left.
-                    ledger.record([_healing(o) if o.setup_gone else o for o in upserts + deletes])
-                    id_definition = boot.heal()  # a setup that fails raises: what was refused stays failed
-                    upserts, deletes = _depart(pool, client, id_definition, rows, day, sizer, settings,
-                                               boot.gone_hint(what))
-                deletes = [dataclasses.replace(o, error=f"{o.error}: {boot.gone_hint(what)}", fatal=True)
-                           if o.setup_gone else o for o in deletes]
-                ledger.record(upserts + deletes)
-                final.update("no_record" if o.note == NO_RECORD else o.status for o in deletes)
-                final.update("rekeyed" for o in upserts if o.status == "sent")
-                fatal = next((o.error for o in deletes if o.fatal), None)
-    if fatal:
-        raise ShopiMindError(fatal)
-    return {"actions": actions, "reasons": reasons, "final": dict(final), "not_attempted": not_attempted,
+        with settings.pool() as pool:
+            chunks = stream(con, DepartureRow, select(DepartureRow, query, "action IN ('delete', 'rekey')",
+                                                      "customer_id"), params, settings.chunk_size)
+            delivery.send(chunks, _Departures(client, pool, settings), tally)
+    if delivery.stopped:
+        raise ShopiMindError(delivery.stopped)
+    return {"actions": actions, "reasons": reasons, "final": dict(final), "not_attempted": delivery.not_attempted,
             "run_id": ledger.run_id, "setup_healed": boot.healed}

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer
+
+from ..core.outcomes import Refused, SetupGone, TooLarge
 
 
 class _Request(BaseModel):
@@ -76,6 +79,12 @@ class ContactResolver(_Request):
 
     by: Literal["id_contact", "email", "id_customer"]
     value: str | int
+
+
+def contact_of(customer_id: str) -> ContactResolver:
+    """The member's ShopiMind contact: by the shop's customer id, or by email when the member's id is an
+    address (a Yotpo customer report has no shop id and keys members by email, ingest/platforms/yotpo.py)."""
+    return ContactResolver(by="email" if "@" in customer_id else "id_customer", value=customer_id)
 
 
 class LoyaltyAccountRecord(_Request):
@@ -242,6 +251,22 @@ def read_trigger(body: Any) -> str | None:
     """A 2xx answer to triggerEvent: None when it reads as ShopiMind's (a JSON object whose statusCode,
     if any, is 2xx; Unknown #6), else what is wrong. The body is not relied on beyond that."""
     return "not a JSON object" if not isinstance(body, dict) else _status_problem(body)
+
+
+# ShopiMind's wording of a whole-request refusal, read here only. The bootstrap is gone (deleted or
+# deactivated, a shop reset, a stale cache): not the rows' fault. The batch is too large: the API's limit
+# is not documented for sure (20, maybe 50).
+_SETUP_GONE = re.compile(r"definition.*(not found|not active|inactive)|event .*not found", re.IGNORECASE)
+_TOO_LARGE = re.compile(r"too (many|large|long|big)|maximum|\bmax\b|limit|exceed", re.IGNORECASE)
+
+
+def refusal(message: str | None) -> type[Refused] | type[SetupGone]:
+    """What a whole-request refusal (a 4xx other than 401/403/408/429) says, as the type the delivery core
+    acts on (outbound/core/outcomes.py)."""
+    if _SETUP_GONE.search(message or ""):
+        return SetupGone
+    return TooLarge if _TOO_LARGE.search(message or "") else Refused
+
 
 def rejected_index(item: Any, batch: list[Any]) -> int | None:
     """Position in `batch` of one rejected item: its `index` (the emulator's shape), else the batch

@@ -11,9 +11,9 @@ import pytest
 
 from loyalty_pipeline.devtools.emulator import Emulator
 from loyalty_pipeline.devtools.sample.generator import generate_sample
+from loyalty_pipeline.outbound.core.ledger import replay
 from loyalty_pipeline.outbound.shopimind import setup as bootstrap  # not setup_module: a pytest hook name
 from loyalty_pipeline.outbound.shopimind.assets import event_types
-from loyalty_pipeline.outbound.shopimind.delivery import replay
 from loyalty_pipeline.outbound.shopimind.resources import KEY_ENV
 from loyalty_pipeline.program import load_program
 from loyalty_pipeline.warehouse.connection import connect

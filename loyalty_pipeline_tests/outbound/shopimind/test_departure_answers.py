@@ -12,8 +12,9 @@ import duckdb
 import httpx
 import pytest
 
+from loyalty_pipeline.outbound.core.ledger import replay
 from loyalty_pipeline.outbound.shopimind.client import ShopiMindClient
-from loyalty_pipeline.outbound.shopimind.delivery import DeliverySettings, replay
+from loyalty_pipeline.outbound.shopimind.delivery import DeliverySettings
 from loyalty_pipeline.outbound.shopimind.departures import LeavePolicy, deliver_departures
 from loyalty_pipeline.warehouse.connection import connect
 

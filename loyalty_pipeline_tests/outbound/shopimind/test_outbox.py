@@ -13,8 +13,10 @@ import httpx
 import pytest
 
 from loyalty_pipeline.cli import main
+from loyalty_pipeline.outbound.shopimind.accounts import deliver_accounts
 from loyalty_pipeline.outbound.shopimind.client import ShopiMindClient, ShopiMindError
-from loyalty_pipeline.outbound.shopimind.delivery import DeliverySettings, deliver_accounts, deliver_events
+from loyalty_pipeline.outbound.shopimind.delivery import DeliverySettings
+from loyalty_pipeline.outbound.shopimind.triggers import deliver_events
 from loyalty_pipeline.warehouse.connection import connect
 
 DEST = "https://api.test"

@@ -6,7 +6,7 @@
 --                      may have been applied (answer lost, or a 2xx that did not add up), so ShopiMind may
 --                      hold other values than the acknowledged ones even when the member's are back to them.
 WITH members AS (
-    SELECT customer_id, points_balance, coalesce(tier, '') AS tier, tier_since, next_expiry_date,
+    SELECT customer_id, snapshot_date, points_balance, coalesce(tier, '') AS tier, tier_since, next_expiry_date,
            next_expiry_amount,
            md5(to_json({b: points_balance, t: coalesce(tier, ''), s: tier_since, d: next_expiry_date,
                         a: next_expiry_amount})::VARCHAR) AS payload_hash

@@ -50,8 +50,9 @@ departed AS (
     SELECT m.*, 'absent' FROM missing m
     WHERE (SELECT count(*) FROM recent) = $grace_days AND m.customer_id NOT IN (SELECT customer_id FROM seen)
 )
-SELECT d.customer_id, d.reason, a.snapshot_date, a.points_balance, a.tier, a.tier_since, a.next_expiry_date,
-       a.next_expiry_amount,
+SELECT d.customer_id, $day::DATE AS snapshot_date, d.reason,
+       a.snapshot_date AS held_date, a.points_balance, a.tier, a.tier_since, a.next_expiry_date,
+       a.next_expiry_amount,   -- what ShopiMind last acknowledged (re-keyed with these values)
        epoch(now()) - epoch(d.written_at) AS written_s_ago,
        CASE
            WHEN $day < (SELECT max(snapshot_date) FROM snapshots) THEN 'suppressed_stale'
