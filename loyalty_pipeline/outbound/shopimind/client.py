@@ -213,7 +213,14 @@ class ShopiMindClient:
     def request(self, method: str, path: str, *, content: bytes | None = None, json_body: Any = None,
                 params: dict[str, Any] | None = None, idempotent: bool = True) -> Result:
         """One API call with retries. `idempotent=False` (event triggers) turns a possibly-delivered
-        transport error, and a 504, into `uncertain` instead of a blind retry."""
+        transport error, and a 504, into `uncertain` instead of a blind retry.
+
+        The loop is written out, not stamina's or tenacity's: a 429 must not count against the retry
+        budget (both count every attempt), must pause every worker through the shared limiter rather
+        than sleep in this thread, and no wait may pass the run's deadline, shared by all calls
+        (stamina's timeout is per call and checked after the attempt). With tenacity that is a custom
+        stop, wait and retry_error_callback over a counter kept here: the same rules in more pieces,
+        replacing the half-dozen lines below that count, check and sleep."""
         if content is None and json_body is not None:
             content = json.dumps(json_body, ensure_ascii=False).encode()
         headers = {"Content-Type": "application/json"} if content is not None else None
