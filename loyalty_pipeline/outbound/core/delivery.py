@@ -25,6 +25,8 @@ HEALING = "setup gone: setup re-run, then retried once"
 
 
 class Delivery(Generic[R]):
+    """One run's delivery of one kind of row; `time_left` is the run's deadline (the client's)."""
+
     def __init__(self, ledger: Ledger, time_left: Callable[[], float], bootstrap: Bootstrap | None = None, *,
                  in_flight: bool = False, record_unattempted: bool = False) -> None:
         self.ledger, self.time_left, self.bootstrap = ledger, time_left, bootstrap or Bootstrap()
@@ -33,7 +35,7 @@ class Delivery(Generic[R]):
         self.stopped: str | None = None
 
     def send(self, chunks: Iterable[list[R]], send: Callable[[list[R], Any], list[Outcome]],
-            observe: Callable[[list[Outcome]], None] | None = None) -> None:
+             observe: Callable[[list[Outcome]], None] | None = None) -> None:
         """Send every chunk; `observe` sees each chunk's final outcomes once they are recorded."""
         for rows in chunks:
             if self.stopped or self.time_left() <= 0:
