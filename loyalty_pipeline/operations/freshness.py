@@ -1,11 +1,12 @@
 """Freshness: yesterday's partition of every daily asset is materialized by operations.freshness_deadline
 (local time, program time zone).
 
-Dagster's time-partition freshness checks say exactly that: from each deadline on, the partition of
-the last day completed by then must have a materialization. They are about "now", not one business
-date: the freshness sensor runs them (when never evaluated, when a passing result may have gone stale,
-or after a failed asset was materialized again); a run that materializes a daily asset runs them too,
-and they judge "now" there as well. The daily job leaves them out (operations/__init__.py).
+Dagster's time-partition freshness checks say that: from each deadline on, the partition of the last
+day completed by then must have a materialization (or an observation: a ShopiMind dry run of that day
+counts too). They are about "now", not one business date: the freshness sensor runs them (when never
+evaluated, when a passing result may have gone stale, or after a failed asset was materialized again);
+a UI materialization or backfill selects them with its assets, and there too they judge "now". The
+daily job leaves them out (operations/__init__.py).
 """
 
 from __future__ import annotations
