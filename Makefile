@@ -25,7 +25,7 @@ test: install  ## the whole suite, from scratch
 	$(BIN)/python -m pytest
 
 dev: install  ## the Dagster UI (runs made by `make demo` included), delivering to a local ShopiMind emulator
-	$(BIN)/python -c "from loyalty_pipeline.instance import dagster_home; dagster_home()"
+	$(BIN)/python -c "from loyalty_pipeline.operations.instance import dagster_home; dagster_home()"
 	$(BIN)/python -m loyalty_pipeline.devtools.emulator.local $(BIN)/dagster dev -w workspace.yaml  # unless SHOPIMIND_* are set
 
 bench: install  ## speed and memory against the machine's limits (not part of `make test`)

@@ -1,5 +1,9 @@
-"""The one Definitions object: each stage's assets and checks, operations' jobs, schedules and sensors,
-and the resources."""
+"""The one Definitions object: each stage's assets and checks, operations' jobs, schedules, sensors and
+freshness checks, and the resources.
+
+The code location reads program.yaml once (partitions.py: LOCATION_PROGRAM); the schedule and the
+freshness checks are built from that Program here. Runs get theirs from the `program` resource.
+"""
 
 from __future__ import annotations
 
@@ -12,21 +16,14 @@ from .outbound.reelevant import assets as reelevant
 from .outbound.resources import OutboundResource
 from .outbound.shopimind import assets as shopimind
 from .outbound.shopimind.resources import ShopiMindResource
-from .program import ProgramResource
+from .partitions import LOCATION_PROGRAM
+from .program import Program, ProgramResource
 from .snapshots import assets as snapshots
 from .warehouse.resources import WarehouseResource
 
 STAGES = [ingest, snapshots, events, reelevant, shopimind]  # in the order data walks
-
-# Schedules, sensors, volume and freshness checks. The freshness checks are about "now", not one
-# business date: they run in their own job, never in the daily one.
-OPERATIONS = operations.build(dg.load_assets_from_modules(STAGES), daily_job_name="daily_job")
-
-daily_job = dg.define_asset_job(
-    "daily_job",
-    selection=dg.AssetSelection.all() - dg.AssetSelection.checks(OPERATIONS.freshness_check),
-    description="Everything for one business date: ingest → snapshot → deltas (→ events → outbound).",
-)
+ASSETS = dg.load_assets_from_modules(STAGES)
+OPERATIONS = operations.build(ASSETS, LOCATION_PROGRAM)
 
 
 def default_resources() -> dict:
@@ -41,13 +38,16 @@ def default_resources() -> dict:
     }
 
 
-def build_defs(resources: dict | None = None) -> dg.Definitions:
+def build_defs(resources: dict | None = None, program: Program | None = None) -> dg.Definitions:
+    """`program`: another Program than the location's for the schedule time and the freshness deadline
+    (the partitions, built when the stages are defined, stay the location's)."""
+    ops = OPERATIONS if program is None else operations.build(ASSETS, program)
     return dg.Definitions(
-        assets=dg.load_assets_from_modules(STAGES),
-        asset_checks=[*dg.load_asset_checks_from_modules(STAGES), *OPERATIONS.asset_checks],
-        jobs=[daily_job, *OPERATIONS.jobs],
-        schedules=OPERATIONS.schedules,
-        sensors=OPERATIONS.sensors,
+        assets=ASSETS,
+        asset_checks=[*dg.load_asset_checks_from_modules(STAGES), *ops.freshness_checks],
+        jobs=ops.jobs,
+        schedules=ops.schedules,
+        sensors=ops.sensors,
         # Every step that touches the warehouse holds the one `duckdb` pool slot, so steps never overlap:
         # one process per run instead of one per step (seconds of imports each) makes backfills faster.
         executor=dg.in_process_executor,

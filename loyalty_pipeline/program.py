@@ -16,7 +16,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dagster as dg
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .ingest.columns import ACCOUNT_COLUMNS, ACTIVITY_COLUMNS
 from .ingest.platforms import PLATFORMS
@@ -200,9 +209,19 @@ class ProgramResource(dg.ConfigurableResource):
     program_path: str
     exports_dir: str
     today: str | None = None  # ISO date; default: LOYALTY_TODAY, else today in the program's time zone
+    _program: Program | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # Dagster sets up a fresh copy of the resource for each run (and sensor tick): program.yaml is
+        # parsed once there, every asset and check of the run gets that same Program, and an edit of
+        # the file applies from the next run.
+        self._program = load_program(self.program_path)
 
     def load(self) -> Program:
-        return load_program(self.program_path)
+        """The run's Program (outside a run, e.g. a resource built by hand: parsed on first use)."""
+        if self._program is None:
+            self._program = load_program(self.program_path)
+        return self._program
 
     @property
     def exports(self) -> Path:

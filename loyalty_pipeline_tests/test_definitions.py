@@ -27,6 +27,18 @@ def test_workspace_yaml_loads_the_definitions(tmp_path: Path):
     assert "loyalty_pipeline" in proc.stdout + proc.stderr
 
 
+def test_loading_the_code_location_raises_no_preview_beta_or_supersession_warning():
+    """Such a warning is silenced only where the API is used, with the reason (partitions.py,
+    snapshots/assets.py, operations/freshness.py): a new one fails here instead of scrolling by."""
+    script = ("import warnings, dagster as dg\n"
+              "for category in (dg.PreviewWarning, dg.BetaWarning, dg.SupersessionWarning):\n"
+              "    warnings.simplefilter('error', category)\n"
+              "import loyalty_pipeline.definitions\n")
+    proc = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
 def test_the_definitions_hold_the_daily_assets_and_job():
     defs = build_defs()
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}

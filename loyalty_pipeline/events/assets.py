@@ -5,7 +5,7 @@ import dagster as dg
 from pydantic import Field
 
 from ..ingest.files import ExportError
-from ..partitions import daily_partitions, partition_day
+from ..partitions import daily_partitions, day_check, partition_day
 from ..program import ProgramResource
 from ..run_tags import HOW_TO_CONFIRM, rebuild_requested, volume_confirmed
 from ..snapshots.assets import account_deltas
@@ -66,9 +66,9 @@ def loyalty_events(context: dg.AssetExecutionContext, config: EventsConfig, prog
     })
 
 
-@dg.asset_check(asset=loyalty_events, blocking=True, partitions_def=daily_partitions, pool=WAREHOUSE_POOL,
-                description="Events rise at most operations.event_volume_band above the latest earlier day "
-                            "with events, unless there are at most operations.event_volume_floor of them.")
+@day_check(asset=loyalty_events,
+           description="Events rise at most operations.event_volume_band above the latest earlier day "
+                       "with events, unless there are at most operations.event_volume_floor of them.")
 def event_volume_within_band(context: dg.AssetCheckExecutionContext, program: ProgramResource,
                              warehouse: WarehouseResource) -> dg.AssetCheckResult:
     day = partition_day(context)

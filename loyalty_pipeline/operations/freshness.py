@@ -1,70 +1,47 @@
-"""The freshness check: is the expected business date of every daily asset materialized by
-operations.freshness_deadline? It is about "now", not one business date: it runs in its own job
-(freshness_job), never in the daily one.
+"""Freshness: yesterday's partition of every daily asset is materialized by operations.freshness_deadline
+(local time, program time zone).
+
+Dagster's time-partition freshness checks say that: from each deadline on, the partition of the last
+day completed by then must have a materialization (or an observation: a ShopiMind dry run of that day
+counts too). They are about "now", not one business date: the freshness sensor runs them (when never
+evaluated, when a passing result may have gone stale, or after a failed asset was materialized again);
+a UI materialization or backfill selects them with its assets, and there too they judge "now". The
+daily job leaves them out (operations/__init__.py).
 """
 
+from __future__ import annotations
+
 import datetime as dt
+import warnings
 from collections.abc import Sequence
 
 import dagster as dg
 
-from ..program import Program, ProgramResource
+from ..program import Program
+from .schedules import TRIGGER_TAG
 
-FRESHNESS_CHECK = "done_by_deadline"
-
-
-class FreshnessConfig(dg.Config):
-    as_of: str | None = None  # ISO timestamp the check is evaluated at; the freshness schedule passes its tick
+FRESHNESS_SENSOR = "freshness_sensor"
 
 
-def expected_partition(as_of: dt.datetime, program: Program) -> dt.date:
-    """The newest business date that must be done at `as_of`: yesterday once today's deadline has passed."""
-    local = as_of.astimezone(program.tz)
-    deadline_passed = local.time() >= program.operations.freshness_deadline
-    return local.date() - dt.timedelta(days=1 if deadline_passed else 2)
+def cron_at(time: dt.time) -> str:
+    return f"{time.minute} {time.hour} * * *"
 
 
-def build_freshness_check(asset_keys: Sequence[dg.AssetKey]) -> dg.AssetChecksDefinition:
-    """One non-partitioned check per daily asset: is the expected business date materialized?"""
+# Both builders are marked superseded (not deprecated: no removal planned) in Dagster 1.13, by
+# FreshnessPolicy. A FreshnessPolicy.cron judges an asset by its latest materialization of any
+# partition: a backfill of an old day before the deadline would pass it while yesterday is missing.
+# These check the expected partition itself, which is what the deadline means here.
+def build_freshness_checks(asset_keys: Sequence[dg.AssetKey], program: Program) -> list[dg.AssetChecksDefinition]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.SupersessionWarning)
+        return list(dg.build_time_partition_freshness_checks(
+            assets=list(asset_keys), deadline_cron=cron_at(program.operations.freshness_deadline),
+            timezone=program.timezone))
 
-    @dg.multi_asset_check(
-        specs=[dg.AssetCheckSpec(FRESHNESS_CHECK, asset=key, description=(
-            "Yesterday's partition is materialized by operations.freshness_deadline (local time)."))
-            for key in asset_keys],
-        can_subset=True,
-        name="freshness_checks",
-    )
-    def freshness_checks(context: dg.AssetCheckExecutionContext, config: FreshnessConfig,
-                         program: ProgramResource):
-        if {"dagster/partition", "dagster/asset_partition_range_start"} & set(context.run.tags):
-            # A backfill or a UI materialization selects every check of its assets, this one too; mid-run
-            # it would only report the run's own progress. freshness_job evaluates it.
-            context.log.info("freshness is evaluated by freshness_job, not inside a partitioned run")
-            return
-        prog = program.load()
-        as_of = dt.datetime.fromisoformat(config.as_of) if config.as_of else dt.datetime.now(dt.UTC)
-        if as_of.tzinfo is None:
-            as_of = as_of.replace(tzinfo=prog.tz)
-        day = expected_partition(as_of, prog)
-        for check_key in context.selected_asset_check_keys:
-            if day < prog.partitions_start:
-                yield dg.AssetCheckResult(asset_key=check_key.asset_key, check_name=check_key.name, passed=True,
-                                          metadata={"expected_partition": day.isoformat()})
-                continue
-            records = context.instance.fetch_materializations(
-                dg.AssetRecordsFilter(asset_key=check_key.asset_key, asset_partitions=[day.isoformat()]), limit=1
-            ).records
-            done = bool(records)
-            metadata = {"expected_partition": day.isoformat(), "as_of": as_of.isoformat(),
-                        "deadline": prog.operations.freshness_deadline.strftime("%H:%M")}
-            if done:
-                metadata["materialized_at"] = dg.MetadataValue.timestamp(records[0].timestamp)
-            yield dg.AssetCheckResult(
-                asset_key=check_key.asset_key, check_name=check_key.name, passed=done, metadata=metadata,
-                description=None if done else (
-                    f"{check_key.asset_key.to_user_string()} has no materialization for {day} as of "
-                    f"{as_of:%Y-%m-%d %H:%M %Z}: look for that day's failed run or failed blocking check, "
-                    "or a missing export (README, Operations)"),
-            )
 
-    return freshness_checks
+def build_freshness_sensor(checks: Sequence[dg.AssetChecksDefinition]) -> dg.SensorDefinition:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.SupersessionWarning)
+        return dg.build_sensor_for_freshness_checks(
+            freshness_checks=checks, name=FRESHNESS_SENSOR, minimum_interval_seconds=60,
+            default_status=dg.DefaultSensorStatus.STOPPED, tags={TRIGGER_TAG: "freshness"})

@@ -4,6 +4,9 @@ the per-connection setup every stage's SQL relies on (`prepare`).
 DuckDB lets a single process open a file read-write. Dagster serialises our writers through the
 `duckdb` concurrency pool; the lock retry below covers everything else (a CLI run next to the
 daemon, a test, an analyst who opened the file read-write by mistake) with a clear error at the end.
+(dagster_duckdb.DuckDBResource does not do this job: it retries every IOException, a file that is no
+database too, 10 times over ~100 s with doubling sleeps, so a lock freed after 52 s is taken at 102 s;
+it always opens read-write and ends with DuckDB's raw error. See WarehouseResource.)
 """
 
 from __future__ import annotations

@@ -17,7 +17,12 @@ from .connection import connect, prepare
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The DuckDB file. Only assets in the `duckdb` pool open it, so there is one writer at a time."""
+    """The DuckDB file. Only assets in the `duckdb` pool open it, so there is one writer at a time.
+
+    Not a dagster_duckdb.DuckDBResource: all it would bring is `get_connection`, whose retry does not do
+    what connection.connect does (only lock conflicts, polled every ≤2 s, a clear error; read-only opens),
+    and its only release for Dagster 1.13 on the index (0.29.27) pins dagster==1.13.27.
+    """
 
     path: str
 

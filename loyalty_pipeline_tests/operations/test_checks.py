@@ -37,6 +37,7 @@ def test_a_half_written_export_stops_the_day_until_ops_confirm_it(tmp_path: Path
     pipe.write_accounts(day(2), members[:40])   # -58 %: the file was cut short
     first = pipe.run(day(0))
     assert checks_of(first)["member_count_within_band"].description == "first snapshot: nothing to compare"
+    assert checks_of(first)["member_count_within_band"].partition == day(0)   # recorded for its day (partitions.py)
     assert checks_of(pipe.run(day(1)))["member_count_within_band"].passed
 
     blocked = pipe.run(day(2), expect_success=False)

@@ -138,8 +138,7 @@ def failure_context(pipe: Pipeline, instance: dg.DagsterInstance, result: dg.Exe
     [record] = instance.get_records_for_run(result.run_id, of_type=dg.DagsterEventType.RUN_FAILURE).records
     return dg.build_run_status_sensor_context(
         sensor_name="run_failure_notifier", dagster_event=record.event_log_entry.dagster_event,
-        dagster_instance=instance, dagster_run=run, resources=pipe.resources(),
-        repository_def=pipe.defs.get_repository_def()).for_run_failure()
+        dagster_instance=instance, dagster_run=run, resources=pipe.resources()).for_run_failure()
 
 
 def test_a_failed_run_is_posted_to_the_webhook(tmp_path: Path, instance: dg.DagsterInstance, monkeypatch):

@@ -1,14 +1,28 @@
-"""Warehouse connections: DuckDB's memory is capped (a 10M-member day otherwise peaks near 4 GB), and a
-failed transaction raises what stopped it."""
+"""Warehouse connections: DuckDB's memory is capped (a 10M-member day otherwise peaks near 4 GB), a writer
+waits out another process's lock (and only that), and a failed transaction raises what stopped it."""
 
 from __future__ import annotations
 
 import errno
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import duckdb
 import pytest
 
-from loyalty_pipeline.warehouse.connection import connect, transaction
+from loyalty_pipeline.warehouse.connection import WarehouseLockedError, connect, transaction
+
+HOLD = ("import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); "
+        "time.sleep(float(sys.argv[2]))")
+
+
+def held_by_another_process(path: Path, seconds: float) -> subprocess.Popen:
+    """A process that opens `path` read-write (DuckDB's file lock) and exits after `seconds`."""
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(path), str(seconds)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "ready"
+    return holder
 
 
 def memory_limit(path: Path) -> str:
@@ -45,3 +59,31 @@ def test_a_failing_rollback_never_hides_the_error_that_stopped_the_transaction(t
         con.execute("INSERT INTO t VALUES (2)")
     assert con.execute("SELECT count(*) FROM t").fetchone() == (2,)
     con.close()
+
+
+def test_a_writer_waits_until_another_process_releases_the_file(tmp_path: Path):
+    path = tmp_path / "a.duckdb"
+    holder = held_by_another_process(path, seconds=1.0)
+    started = time.monotonic()
+    con = connect(path, lock_timeout_s=60)
+    waited = time.monotonic() - started
+    con.close()
+    holder.wait(timeout=10)
+    assert 0.5 < waited < 10   # it waited for the lock, and polled often enough to take it soon after
+
+
+def test_a_lock_past_the_timeout_says_what_to_do_and_other_errors_are_not_retried(tmp_path: Path):
+    path = tmp_path / "a.duckdb"
+    holder = held_by_another_process(path, seconds=60)
+    try:
+        with pytest.raises(WarehouseLockedError, match="locked by another process for 1s; analysts should use"):
+            connect(path, lock_timeout_s=1)
+    finally:
+        holder.kill()
+        holder.wait()
+    not_duckdb = tmp_path / "b.duckdb"
+    not_duckdb.write_text("not a database")
+    started = time.monotonic()
+    with pytest.raises(duckdb.IOException, match="not a valid DuckDB database"):
+        connect(not_duckdb, lock_timeout_s=60)
+    assert time.monotonic() - started < 5   # raised at once, not after the lock timeout

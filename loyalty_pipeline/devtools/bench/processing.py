@@ -126,14 +126,14 @@ def processing(args: dict) -> dict:
 def asset_job(resources: dict, keys: tuple[str, ...], name: str):
     """A job materializing `keys` with their blocking checks, as the daily job would.
 
-    A job of its own: `daily_job` with an asset selection would also pick the freshness check, which
-    the daily job leaves to its own schedule."""
+    A job of its own: `daily_job` with an asset selection would also pick the freshness checks, which
+    the daily job leaves to their sensor."""
     import dagster as dg
 
     from ...definitions import OPERATIONS, build_defs
 
     selection = dg.AssetSelection.assets(*[dg.AssetKey(k) for k in keys]) \
-        - dg.AssetSelection.checks(OPERATIONS.freshness_check)
+        - dg.AssetSelection.checks(*OPERATIONS.freshness_checks)
     defs = dg.Definitions.merge(build_defs(resources),
                                 dg.Definitions(jobs=[dg.define_asset_job(name, selection=selection)]))
     return defs.resolve_job_def(name)
