@@ -22,7 +22,13 @@ sql = sql_files(__package__)
 
 
 def build_snapshot(con: duckdb.DuckDBPyConnection, day: dt.date, program: Program, force: bool = False) -> dict:
-    """Validate raw rows into snapshots; every rejected row goes to quarantine with its reason."""
+    """Judge the day's raw rows into snapshots; every rejected row goes to quarantine with its reasons.
+
+    The ingest parsed each value and noted what a row alone is refused for; here the program's tiers
+    and the duplicates across rows reject a few more (sql/rejected.sql, snapshot_duplicates.sql), and
+    everything else is the snapshot. The figures the checks of loyalty_snapshot judge are recorded
+    with the day (figures()), so the checks read them instead of scanning the day again.
+    """
     raw = count_day(con, "raw_accounts", day)
     if raw == 0:
         raise ExportError(f"no raw rows for {day}: materialize loyalty_export for that day first")
@@ -34,35 +40,65 @@ def build_snapshot(con: duckdb.DuckDBPyConnection, day: dt.date, program: Progra
     with transaction(con):
         # Platforms keyed by email (Yotpo) also reject a second row with the same email as a duplicate.
         email_is_key = adapter(program.source.platform).EMAIL_IS_KEY
-        con.execute(sql("snapshot"), {"day": day, "negative_floor": program.negative_balance_floor})
-        con.execute(sql("snapshot_duplicates"), {"email_is_key": email_is_key})
-        con.execute(sql("activities"), {"day": day})
+        con.execute(sql("rejected"), {"day": day})
+        con.execute(sql("snapshot_duplicates"), {"day": day, "email_is_key": email_is_key})
         con.execute("DELETE FROM quarantine WHERE snapshot_date = $day", {"day": day})
-        members = replace_day(con, "snapshots", day, sql("snapshot_rows"))
-        con.execute(f"INSERT INTO quarantine BY NAME {sql('quarantine_rows')}")
-        con.execute(f"INSERT INTO quarantine BY NAME {sql('activity_quarantine_rows')}")
+        replace_day(con, "snapshots", day, sql("snapshot_rows"), {"negative_floor": program.negative_balance_floor})
+        con.execute(f"INSERT INTO quarantine BY NAME {sql('quarantine_rows')}", {"day": day})
+        con.execute(f"INSERT INTO quarantine BY NAME {sql('activity_quarantine_rows')}", {"day": day})
         activities = replace_day(con, "activities", day, sql("activity_rows"),
                                  {"default_reason": program.default_reason})
-        reasons = dict(con.execute(
-            "SELECT kind || ':' || reason, count(*) FROM quarantine WHERE snapshot_date = $day "
-            "GROUP BY ALL ORDER BY ALL", {"day": day}).fetchall())
-        flags = dict(con.execute(
-            "SELECT flag, count(*) FROM (SELECT unnest(dq_flags) AS flag FROM snapshots "
-            "WHERE snapshot_date = $day) GROUP BY ALL ORDER BY ALL", {"day": day}).fetchall())
-        con.execute("DROP TABLE checked")
-        con.execute("DROP TABLE checked_activities")
-        quarantined = sum(n for k, n in reasons.items() if k.startswith("accounts:"))
+        con.execute("DROP TABLE rejected")
+        day_figures = figures(con, day)
         return fingerprints.record(con, "snapshot", day, fp, {
             "raw_rows": raw,
-            "members": members,
-            "enrolled": con.execute("SELECT count(*) FILTER (enrolled) FROM snapshots WHERE snapshot_date = $day",
-                                    {"day": day}).fetchone()[0],
-            "quarantined": quarantined,
-            "quarantined_by_reason": reasons,
-            "flags": flags,
+            **day_figures,
             "activities": activities,
-            "reconciles": raw == members + quarantined,
+            "reconciles": raw == day_figures["members"] + day_figures["quarantined"],
         })
+
+
+# What figures() adds to the snapshot's stats; a day recorded without them is counted again.
+FIGURES = ("members", "customers", "enrolled", "quarantined", "quarantined_by_reason", "flags", "foreign_tiers",
+           "unknown_tiers")
+_SPELLINGS = 20  # unknown tier spellings kept with their rows (the most frequent), for ops to alias
+
+
+def figures(con: duckdb.DuckDBPyConnection, day: dt.date) -> dict:
+    """The day's snapshot and quarantine in numbers: members and distinct customers, enrolled members,
+    quarantined rows by reason, flags, snapshot rows whose tier is not one of the program's (temp table
+    tiers), and the unknown tier spellings as the export wrote them, most rows first."""
+    members, customers, enrolled, foreign = con.execute(
+        "SELECT count(*), count(DISTINCT customer_id), count(*) FILTER (enrolled), "
+        "count(*) FILTER (tier IS NOT NULL AND tier NOT IN (SELECT name FROM tiers)) "
+        "FROM snapshots WHERE snapshot_date = $day", {"day": day}).fetchone()
+    reasons = dict(con.execute(
+        "SELECT kind || ':' || reason, count(*) FROM quarantine WHERE snapshot_date = $day "
+        "GROUP BY ALL ORDER BY ALL", {"day": day}).fetchall())
+    flags = dict(con.execute(
+        "SELECT flag, count(*) FROM (SELECT unnest(dq_flags) AS flag FROM snapshots "
+        "WHERE snapshot_date = $day AND len(dq_flags) > 0) GROUP BY ALL ORDER BY ALL", {"day": day}).fetchall())
+    spellings = con.execute(sql("unknown_tier_spellings"), {"day": day}).fetchall()
+    return {
+        "members": members,
+        "customers": customers,
+        "enrolled": enrolled,
+        "quarantined": sum(n for k, n in reasons.items() if k.startswith("accounts:")),
+        "quarantined_by_reason": reasons,
+        "flags": flags,
+        "foreign_tiers": foreign,
+        "unknown_tiers": {"rows": sum(n for _, n in spellings), "spellings": len(spellings),
+                          "top": [[tier, n] for tier, n in spellings[:_SPELLINGS]]},
+    }
+
+
+def snapshot_figures(con: duckdb.DuckDBPyConnection, day: dt.date) -> dict:
+    """What the checks of loyalty_snapshot judge for `day` (raw_rows and figures()): as the snapshot step
+    recorded them, or counted now for a day built before they were recorded. Needs temp table tiers."""
+    stats = fingerprints.recorded(con, "snapshot", day) or {}
+    if not all(key in stats for key in ("raw_rows", *FIGURES)):
+        stats = {"raw_rows": count_day(con, "raw_accounts", day), **stats, **figures(con, day)}
+    return stats
 
 
 def build_deltas(con: duckdb.DuckDBPyConnection, day: dt.date, force: bool = False) -> dict:

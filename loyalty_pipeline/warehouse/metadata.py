@@ -9,8 +9,11 @@ import duckdb
 def md_query(con: duckdb.DuckDBPyConnection, query: str, params: dict | None = None) -> dg.MetadataValue:
     """A query's result as a Markdown table (keep it small: LIMIT in the query)."""
     cur = con.execute(query, params or {})
-    names = [d[0] for d in cur.description]
-    rows = cur.fetchall()
+    return md_table([d[0] for d in cur.description], cur.fetchall())
+
+
+def md_table(names: list[str], rows: list) -> dg.MetadataValue:
+    """Rows as a Markdown table under `names` (keep it small)."""
     lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
     lines += ["| " + " | ".join("" if v is None else str(v).replace("|", "\\|") for v in row) + " |"
               for row in rows]
