@@ -146,8 +146,9 @@ def relation_sql(file: ExportFile, columns: list[str], required: list[str], enco
         # No lines: a record's number is its 1-based row, which the reader gives (no copy needed).
         return f"SELECT file_row_number + 1 AS source_line, {select} FROM {parquet_reader(utf8, row_numbers=True)}"
     shape = text_shape(file, encoding)
+    longest = shape.longest_line
     if file.format == "csv":  # the header is line 1
-        skipped = csv_skipped_lines(utf8) if shape.quotes or shape.blank_lines else None
-        return Relation(f"SELECT {select} FROM {csv_reader(utf8, len(present))}", 2, skipped)
-    skipped = blank_lines(utf8) if shape.blank_lines else None
-    return Relation(f"SELECT {select} FROM {json_reader(utf8, list(source.values()))}", 1, skipped)
+        skipped = csv_skipped_lines(utf8, longest) if shape.quotes or shape.blank_lines else None
+        return Relation(f"SELECT {select} FROM {csv_reader(utf8, len(present), longest)}", 2, skipped)
+    skipped = blank_lines(utf8, longest) if shape.blank_lines else None
+    return Relation(f"SELECT {select} FROM {json_reader(utf8, list(source.values()), longest)}", 1, skipped)

@@ -101,15 +101,21 @@ def _read(con: duckdb.DuckDBPyConnection, kind: str, file: ExportFile, relation:
     if isinstance(relation, str):
         return typed.format(records=relation), {}
     records, skipped = f"read_{kind}", f"read_{kind}_skipped"
+    params = {"first_line": relation.first_line}
+    numbered = f"SELECT rowid + $first_line AS source_line, * FROM {records}"  # every line starts a record
     try:
         con.execute("SET preserve_insertion_order = true")  # rowid = the record's place in the file
         con.execute(f"CREATE OR REPLACE TEMP TABLE {records} AS {typed.format(records=relation.records)}")
         if relation.skipped is not None:
             con.execute(f"CREATE OR REPLACE TEMP TABLE {skipped} AS {relation.skipped}")
             if con.execute(f"SELECT count(*) FROM {skipped}").fetchone()[0]:
-                return (sql("numbered_records").format(records=records, skipped=skipped),
-                        {"first_line": relation.first_line})
+                numbered = sql("numbered_records").format(records=records, skipped=skipped)
+        if relation.refuses:
+            refused = con.execute(f"SELECT source_line, refused FROM ({numbered}) WHERE refused IS NOT NULL "
+                                  "ORDER BY source_line LIMIT 1", params).fetchone()
+            numbered = f"SELECT * EXCLUDE (refused) FROM ({numbered})"
     except duckdb.Error as exc:
         raise ExportError(f"{file.path}: {_duckdb_reason(exc)}") from exc
-    # Every line starts a record.
-    return f"SELECT rowid + $first_line AS source_line, * FROM {records}", {"first_line": relation.first_line}
+    if relation.refuses and refused:
+        raise ExportError(f"{file.path}: line {refused[0]}: {refused[1]}")
+    return numbered, params
