@@ -138,7 +138,7 @@ def build_deltas(con: duckdb.DuckDBPyConnection, day: dt.date, force: bool = Fal
         return reused
     install_macros(con)  # deltas.sql matches quarantined ids as validation normalises them
     with transaction(con):
-        rows = replace_day(con, "account_deltas", day, sql("deltas"))
+        rows = replace_day(con, "account_deltas", day, sql("deltas"), {"previous": previous})
         kinds = dict(con.execute(
             "SELECT change_kind, count(*) FROM account_deltas WHERE snapshot_date = $day GROUP BY ALL",
             {"day": day}).fetchall())

@@ -88,15 +88,30 @@ expiry_due AS (
            w.days AS window_days
     FROM snapshots d JOIN reminder_windows w ON date_diff('day', $day, d.next_expiry_date) BETWEEN 0 AND w.days
     WHERE d.snapshot_date = $day AND d.enrolled AND d.next_expiry_amount > 0
+), expiry_history AS (
+    -- The members whose reminders are judged on their history: those P does not hold with D's batch
+    -- (new since P, rejected on P, or whose enrolment or next expiry changed since P).
+    SELECT customer_id FROM present
+    WHERE change_kind = 'new' OR enrolled_before IS DISTINCT FROM enrolled_after
+       OR expiry_date_before IS DISTINCT FROM expiry_date_after
+       OR expiry_amount_before IS DISTINCT FROM expiry_amount_after
+    UNION ALL
+    SELECT customer_id FROM rejected_members($previous)
 ), expiry_reached_before AS (
     -- A window is reached once per expiry date: not again if an earlier snapshot (any, the baseline
     -- included) already had the same batch within it. This also covers gaps and members missing a day.
     SELECT DISTINCT e.customer_id, e.expiry_date, e.window_days
-    FROM expiry_due e
+    FROM (SELECT * FROM expiry_due WHERE customer_id IN (SELECT customer_id FROM expiry_history)) e
     JOIN snapshots s ON s.customer_id = e.customer_id AND s.next_expiry_date = e.expiry_date
     WHERE s.snapshot_date < $day AND s.snapshot_date >= $day - $max_window
       AND date_diff('day', s.snapshot_date, e.expiry_date) <= e.window_days
       AND s.enrolled AND s.next_expiry_amount > 0
+    UNION ALL
+    -- The others had the batch on P: P says it all, the days before it are farther from the date.
+    SELECT e.customer_id, e.expiry_date, e.window_days
+    FROM expiry_due e
+    WHERE e.customer_id NOT IN (SELECT customer_id FROM expiry_history)
+      AND $previous >= $day - $max_window AND date_diff('day', $previous, e.expiry_date) <= e.window_days
 ), expiring AS (
     -- Several windows reached at once (after a gap, or a new batch already close): the smallest only.
     SELECT 'loyalty.points_expiring' AS code_name, customer_id, email,

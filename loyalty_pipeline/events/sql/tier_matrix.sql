@@ -3,11 +3,7 @@
 -- less those that moved, which D's deltas name (new members, tier changes), and the members rejected
 -- on P, whom the deltas compare with an older row (deltas.sql) but whom P does not hold.
 WITH rejected_on_p AS (
-    SELECT DISTINCT norm_text(q.customer_id) AS customer_id
-    FROM quarantine q
-    WHERE q.snapshot_date = $previous AND q.kind = 'accounts' AND norm_text(q.customer_id) IS NOT NULL
-      AND NOT EXISTS (SELECT 1 FROM snapshots s WHERE s.snapshot_date = $previous
-                        AND s.customer_id = norm_text(q.customer_id))
+    SELECT customer_id FROM rejected_members($previous)
 ), moved AS (
     SELECT CASE WHEN change_kind = 'new' OR customer_id IN (SELECT customer_id FROM rejected_on_p) THEN '(new)'
                 ELSE coalesce(tier_before, '(none)') END AS before,

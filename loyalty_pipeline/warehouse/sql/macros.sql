@@ -29,3 +29,13 @@ CREATE OR REPLACE TEMP MACRO has_control_character(x) AS regexp_matches(x, '\p{C
 CREATE OR REPLACE TEMP MACRO is_valid_email(x) AS regexp_full_match(x, '[^@\s]+@[^@\s]+\.[^@\s]+');
 CREATE OR REPLACE TEMP MACRO norm_text(x) AS nullif(trim(nfc_normalize(x)), '');
 CREATE OR REPLACE TEMP MACRO problem(field, value, reason) AS {'field': field, 'value': value, 'reason': reason};
+-- The members rejected on `day`: a quarantined accounts row and no valid one that day (quarantine keeps
+-- the id as written: matched as validation normalises it). Deltas compare a member rejected on their
+-- previous day with their last valid row before it (snapshots/sql/deltas.sql); the events and the tier
+-- matrix take that into account.
+CREATE OR REPLACE TEMP MACRO rejected_members(day) AS TABLE
+    SELECT DISTINCT norm_text(q.customer_id) AS customer_id
+    FROM quarantine q
+    WHERE q.snapshot_date = day AND q.kind = 'accounts' AND norm_text(q.customer_id) IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM snapshots s WHERE s.snapshot_date = day
+                        AND s.customer_id = norm_text(q.customer_id));
