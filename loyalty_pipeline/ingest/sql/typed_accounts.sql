@@ -30,13 +30,13 @@ WITH parsed AS (
            CASE WHEN c_lifetime_points IS NULL THEN problem('lifetime_points', lifetime_points, 'invalid_integer')
                 WHEN c_lifetime_points < 0 THEN problem('lifetime_points', lifetime_points, 'negative_lifetime')
            END AS p5,
-           CASE WHEN NOT is_blank(tier_since) AND c_tier_since IS NULL
+           CASE WHEN c_tier_since IS NULL AND NOT is_blank(tier_since)
                 THEN problem('tier_since', tier_since, 'invalid_date') END AS p6,
-           CASE WHEN NOT is_blank(member_since) AND c_member_since IS NULL
+           CASE WHEN c_member_since IS NULL AND NOT is_blank(member_since)
                 THEN problem('member_since', member_since, 'invalid_date') END AS p7,
-           CASE WHEN NOT is_blank(next_expiry_date) AND c_next_expiry_date IS NULL
+           CASE WHEN c_next_expiry_date IS NULL AND NOT is_blank(next_expiry_date)
                 THEN problem('next_expiry_date', next_expiry_date, 'invalid_date') END AS p8,
-           CASE WHEN NOT is_blank(next_expiry_amount) AND (c_next_expiry_amount IS NULL OR c_next_expiry_amount < 0)
+           CASE WHEN (c_next_expiry_amount IS NULL OR c_next_expiry_amount < 0) AND NOT is_blank(next_expiry_amount)
                 THEN problem('next_expiry_amount', next_expiry_amount, 'invalid_integer') END AS p9
     FROM parsed
 )

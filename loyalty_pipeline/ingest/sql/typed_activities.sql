@@ -15,8 +15,8 @@ WITH parsed AS (
            END AS p1,
            CASE WHEN c_points IS NULL THEN problem('points', points, 'invalid_integer') END AS p2,
            -- A timestamp out of 1900-2099 is no movement's time (and may not fit a consumer's type).
-           CASE WHEN NOT is_blank(occurred_at)
-                     AND (c_occurred_at IS NULL OR is_sentinel_date(CAST(c_occurred_at AS DATE)))
+           CASE WHEN (c_occurred_at IS NULL OR is_sentinel_date(CAST(c_occurred_at AS DATE)))
+                     AND NOT is_blank(occurred_at)
                 THEN problem('occurred_at', occurred_at, 'invalid_timestamp') END AS p3
     FROM parsed
 )
