@@ -111,3 +111,8 @@ def failure_messages(result: dg.ExecuteInProcessResult) -> str:
 
 def day(offset: int, start: dt.date = dt.date(2026, 3, 1)) -> str:
     return (start + dt.timedelta(days=offset)).isoformat()
+
+
+def table_rows(value: dg.TableMetadataValue) -> list[dict]:
+    """The rows of a table in run metadata (warehouse/metadata.py `query_table`), as dicts."""
+    return [record.data for record in value.records]

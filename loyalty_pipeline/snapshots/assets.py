@@ -17,7 +17,7 @@ from ..partitions import daily_partitions, day_check, partition_day
 from ..program import ProgramResource
 from ..run_tags import CONFIRM_TAG, HOW_TO_CONFIRM, rebuild_requested, volume_confirmed
 from ..warehouse.connection import WAREHOUSE_POOL, count_day_and_previous, sql_files
-from ..warehouse.metadata import counts, md_query
+from ..warehouse.metadata import counts, query_table
 from ..warehouse.resources import WarehouseResource
 from .steps import build_deltas, build_snapshot
 
@@ -43,7 +43,7 @@ def loyalty_snapshot(
         except ExportError as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
         warehouse.publish(con, ["snapshots", "quarantine", "activities"], day, stats["built_at"])
-        preview = md_query(
+        preview = query_table(
             con,
             "SELECT kind, source_line, customer_id, field, value, reason FROM quarantine "
             "WHERE snapshot_date = $day ORDER BY kind, source_line LIMIT 10", {"day": day})
@@ -131,7 +131,7 @@ def tiers_known(context: dg.AssetCheckExecutionContext, program: ProgramResource
             "   AND tier NOT IN (SELECT name FROM tiers))", {"day": day}).fetchone()
         # Each spelling as the export wrote it, with its rows: what ops add as an alias.
         spellings = con.execute(sql("unknown_tier_spellings"), {"day": day}).fetchall()
-        values = md_query(con, f"SELECT * FROM ({sql('unknown_tier_spellings')}) LIMIT 20", {"day": day})
+        values = query_table(con, f"SELECT * FROM ({sql('unknown_tier_spellings')}) LIMIT 20", {"day": day})
     unknown = sum(n for _, n in spellings)
     share = unknown / raw if raw else 0.0
     tolerated = share <= max_share or unknown <= floor
@@ -197,7 +197,7 @@ def account_deltas(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         except ExportError as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
         warehouse.publish(con, ["account_deltas"], day, stats["built_at"])
-        matrix = md_query(
+        matrix = query_table(
             con,
             "SELECT coalesce(tier_before, '(none)') AS tier_before, coalesce(tier_after, '(none)') "
             "AS tier_after, count(*) AS members FROM account_deltas "

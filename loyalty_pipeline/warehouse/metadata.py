@@ -1,20 +1,22 @@
-"""Small helpers for run metadata: numbers the UI can plot, Markdown a person can read."""
+"""Small helpers for run metadata: numbers the UI can plot, tables a person can read."""
 
 from __future__ import annotations
 
 import dagster as dg
 import duckdb
 
+_CELL_TYPES = (str, int, float, bool)  # what a TableRecord holds; anything else (dates, lists…) as text
 
-def md_query(con: duckdb.DuckDBPyConnection, query: str, params: dict | None = None) -> dg.MetadataValue:
-    """A query's result as a Markdown table (keep it small: LIMIT in the query)."""
+
+def query_table(con: duckdb.DuckDBPyConnection, query: str, params: dict | None = None) -> dg.TableMetadataValue:
+    """A query's result as a table in the UI, its columns typed as DuckDB types them, so an empty result still
+    shows them (keep it small: LIMIT in the query)."""
     cur = con.execute(query, params or {})
-    names = [d[0] for d in cur.description]
-    rows = cur.fetchall()
-    lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
-    lines += ["| " + " | ".join("" if v is None else str(v).replace("|", "\\|") for v in row) + " |"
-              for row in rows]
-    return dg.MetadataValue.md("\n".join(lines) if rows else "_none_")
+    schema = dg.TableSchema([dg.TableColumn(name, str(kind)) for name, kind, *_ in cur.description])
+    names = [column.name for column in schema.columns]
+    records = [dg.TableRecord({name: v if v is None or isinstance(v, _CELL_TYPES) else str(v)
+                               for name, v in zip(names, row, strict=True)}) for row in cur.fetchall()]
+    return dg.MetadataValue.table(records, schema)
 
 
 def counts(prefix: str, mapping: dict) -> dict[str, int]:
