@@ -6,7 +6,7 @@ export DAGSTER_HOME := $(CURDIR)/.dagster
 
 BENCH_MEMBERS ?= 1000000
 BENCH_ARGS ?=    # e.g. --outbound-repeats 1, --skip-outbound, --formats parquet (python -m loyalty_pipeline.devtools.bench --help)
-PLATFORM ?=  # canonical | yotpo | loyaltylion | voucherify (default: program.yaml source.platform)
+PLATFORM ?=  # a simulated platform: loyalty-devtools demo --help (default: program.yaml source.platform)
 
 .PHONY: install demo test check dev bench lint clean
 
