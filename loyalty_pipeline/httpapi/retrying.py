@@ -12,7 +12,7 @@
 The rules: a 429 waits its Retry-After (or a backoff) through the shared limiter, so every thread of
 the client slows down, and does not use the retry budget; the deadline bounds it. Other retryable
 trouble waits Retry-After if given, else exponential backoff with "equal jitter", within `max_retries`.
-No wait ever passes the deadline, which every call of the client shares.
+No wait ever passes the deadline, which every call of the client shares, and no request starts after it.
 
 The loop is written out, not stamina's or tenacity's: a 429 must not count against the retry budget
 (both count every attempt), must pause every worker through the shared limiter rather than sleep in
@@ -140,7 +140,8 @@ class Retrying:
         response: httpx.Response | None = None
         error = "deadline reached before the first request"
         while True:
-            if not self.limiter.acquire(self.deadline):
+            # No request starts past the deadline, whether or not the limiter makes it wait.
+            if self.time_left() <= 0 or not self.limiter.acquire(self.deadline):
                 return Attempt("failed", response, f"run deadline reached; last error: {error}", requests)
             requests += 1
             self._count("requests")
