@@ -190,6 +190,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if run_days(args.start, args.end, tags=dict(args.tag) or None) else 1
 
 
+def cmd_pull(args: argparse.Namespace) -> int:
+    """Today's export from the platform's API (the `loyalty_api_pull` asset, run on the project's instance)."""
+    from .definitions import defs
+    from .operations.instance import get_instance
+    from .operations.pull import PULL_JOB
+    from .processes import process_tags
+
+    config = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    if args.date:
+        config["ops"] = {"loyalty_api_pull": {"config": {"date": args.date.isoformat()}}}
+    result = defs.resolve_job_def(PULL_JOB).execute_in_process(
+        instance=get_instance(), run_config=config, raise_on_error=False, tags=process_tags())
+    if not result.success:
+        print(f"pull FAILED  run {result.run_id[:8]}")
+        _print_failure(result)
+        return 1
+    metadata = result.asset_materializations_for_node("loyalty_api_pull")[0].metadata
+    print(f"{metadata['business_date'].value}  pulled {metadata['rows'].value} rows into {metadata['path'].value} "
+          f"({metadata['requests'].value} requests)  run {result.run_id[:8]}")
+    return 0
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     from .operations.summary import print_summary
 
@@ -222,6 +244,10 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--tag", type=_tag, action="append", default=[], metavar="KEY=VALUE",
                      help="run tag, e.g. loyalty/confirm_volume_change=true after a checked big change")
     run.set_defaults(func=cmd_run)
+
+    pull = sub.add_parser("pull", help="pull today's export from the loyalty platform's API (source.pull)")
+    pull.add_argument("--date", type=_date, help="the business date to pull: only today can be (an API has no history)")
+    pull.set_defaults(func=cmd_pull)
 
     summary = sub.add_parser("summary", help="print what the warehouse holds, day by day")
     summary.set_defaults(func=cmd_summary)

@@ -12,6 +12,7 @@ import dagster as dg
 from . import operations, settings
 from .events import assets as events
 from .ingest import assets as ingest
+from .ingest.pull import assets as pull
 from .outbound.reelevant import assets as reelevant
 from .outbound.resources import OutboundResource
 from .outbound.shopimind import assets as shopimind
@@ -21,7 +22,7 @@ from .program import Program, ProgramResource
 from .snapshots import assets as snapshots
 from .warehouse.resources import WarehouseResource
 
-STAGES = [ingest, snapshots, events, reelevant, shopimind]  # in the order data walks
+STAGES = [pull, ingest, snapshots, events, reelevant, shopimind]  # in the order data walks
 ASSETS = dg.load_assets_from_modules(STAGES)
 OPERATIONS = operations.build(ASSETS, LOCATION_PROGRAM)
 
