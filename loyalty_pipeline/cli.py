@@ -190,26 +190,31 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if run_days(args.start, args.end, tags=dict(args.tag) or None) else 1
 
 
-def cmd_pull(args: argparse.Namespace) -> int:
-    """Today's export from the platform's API (the `loyalty_api_pull` asset, run on the project's instance)."""
+def pull_today(date: dt.date | None = None) -> bool:
+    """Today's export from the platform's API: the `loyalty_api_pull` asset (pull_job), run in this process on
+    the project's instance, so the run shows in the UI; one line said, with the reasons of a failure."""
     from .definitions import defs
     from .operations.instance import get_instance
     from .operations.pull import PULL_JOB
     from .processes import process_tags
 
-    config = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-    if args.date:
-        config["ops"] = {"loyalty_api_pull": {"config": {"date": args.date.isoformat()}}}
+    config: dict = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    if date:
+        config["ops"] = {"loyalty_api_pull": {"config": {"date": date.isoformat()}}}
     result = defs.resolve_job_def(PULL_JOB).execute_in_process(
         instance=get_instance(), run_config=config, raise_on_error=False, tags=process_tags())
     if not result.success:
-        print(f"pull FAILED  run {result.run_id[:8]}")
+        print(f"pull  FAILED  run {result.run_id[:8]}", flush=True)
         _print_failure(result)
-        return 1
-    metadata = result.asset_materializations_for_node("loyalty_api_pull")[0].metadata
-    print(f"{metadata['business_date'].value}  pulled {metadata['rows'].value} rows into {metadata['path'].value} "
-          f"({metadata['requests'].value} requests)  run {result.run_id[:8]}")
-    return 0
+        return False
+    metadata = {k: v.value for k, v in result.asset_materializations_for_node("loyalty_api_pull")[0].metadata.items()}
+    print(f"{metadata['business_date']}  pulled {metadata['rows']} rows in {metadata['pages']} pages "
+          f"({metadata['requests']} requests) into {metadata['path']}  run {result.run_id[:8]}", flush=True)
+    return True
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    return 0 if pull_today(args.date) else 1
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
