@@ -1,5 +1,5 @@
-"""A platform API stand-in over real HTTP on 127.0.0.1 (stdlib `ThreadingHTTPServer`, keep-alive, as the
-ShopiMind emulator), with the faults a pull must survive or stop on.
+"""A platform API stand-in over real HTTP on 127.0.0.1 (a Starlette app served by uvicorn, keep-alive, like the
+ShopiMind emulator: devtools/local_server.py), with the faults a pull must survive or stop on.
 
 A platform (loyaltylion.py, voucherify.py) subclasses `StandIn`: `routes` (method, path pattern, handler)
 and `authorized(headers)`; handlers answer `(status, body[, headers])` and may raise `ApiError`.
@@ -13,17 +13,18 @@ that long first (to catch a pull mid-way). `requests` logs every API request (me
 from __future__ import annotations
 
 import json
-import logging
 import re
-import socket
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
-log = logging.getLogger(__name__)
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ..local_server import LocalServer, Unanswered
 
 Reply = tuple  # (status, body) or (status, body, headers)
 Query = dict[str, str]
@@ -53,8 +54,8 @@ class StandIn:
         self.requests: list[tuple[str, str, Query]] = []
         self._compiled = [(method, re.compile("^" + re.sub(r"\{\w+\}", "([^/]+)", template) + "/?$"), handler)
                           for method, template, handler in self.routes()]
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server = LocalServer(Starlette(routes=[Route("/{rest:path}", self._endpoint)]), host, port,
+                                   name=f"{self.name}-stand-in")
 
     # -- what a platform defines -----------------------------------------------------------------------
 
@@ -103,28 +104,25 @@ class StandIn:
             if route_method == method and (match := pattern.match(path)):
                 try:
                     with self.lock:
-                        return handler(tuple(unquote(g) for g in match.groups()), query)
+                        return handler(match.groups(), query)
                 except ApiError as exc:
                     return exc.status, exc.body
         return 404, {"message": f"Cannot {method} {path}"}
 
+    def _endpoint(self, request: Request) -> Response:
+        # A plain function: Starlette runs it in a worker thread, so `delay_s` holds this request only.
+        reply = self.answer(request.method, request.url.path, dict(request.query_params), request.headers)
+        if reply is None:
+            return Unanswered()
+        status, body, headers = (*reply, {}) if len(reply) == 2 else reply
+        return Response(json.dumps(body, ensure_ascii=False), status, headers, "application/json; charset=utf-8")
+
     def start(self) -> StandIn:
-        if self._server is None:
-            self._server = _Server((self.host, self.port), self)
-            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                            name=f"{self.name}-stand-in", daemon=True)
-            self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.close_open_connections()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join()
-        self._server = self._thread = None
+        self._server.stop()
 
     def __enter__(self) -> StandIn:
         return self.start()
@@ -134,65 +132,4 @@ class StandIn:
 
     @property
     def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the stand-in is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], api: StandIn) -> None:
-        self.api = api
-        self.open_connections: set[socket.socket] = set()
-        self.connections_lock = threading.Lock()
-        super().__init__(address, _Handler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        log.debug("stand-in connection error from %s", client_address, exc_info=True)
-
-    def close_open_connections(self) -> None:
-        with self.connections_lock:
-            for conn in self.open_connections:
-                try:
-                    conn.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    timeout = 60
-    disable_nagle_algorithm = True
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        with self.server.connections_lock:
-            self.server.open_connections.add(self.connection)
-
-    def finish(self) -> None:
-        with self.server.connections_lock:
-            self.server.open_connections.discard(self.connection)
-        super().finish()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # quiet; a credential must never be printed
-
-    def do_GET(self) -> None:
-        url = urlsplit(self.path)
-        query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
-        reply = self.server.api.answer("GET", url.path, query, self.headers)
-        if reply is None:
-            self.close_connection = True  # no byte of an answer: the client sees a dropped connection
-            return
-        status, body, headers = (*reply, {}) if len(reply) == 2 else reply
-        data = json.dumps(body, ensure_ascii=False).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
+        return self._server.base_url
