@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ...tempfiles import temp_path
+from ...tempfiles import atomic_file, fsync_dir
 from ..files import sha256
 from .client import PullError
 
@@ -124,10 +124,11 @@ def publish(built: Path, target: Path, manifest: dict) -> dict:
     manifest; returns the manifest with the file's sha256."""
     with built.open("rb") as fh:
         os.fsync(fh.fileno())
+    os.chmod(built, 0o644)  # readable like a dropped export (a temp file is created private)
     manifest = {**manifest, "file": target.name, "sha256": sha256(built)}
     _write_json(manifest_path(target), manifest)
     os.replace(built, target)
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
     return manifest
 
 
@@ -172,17 +173,5 @@ def _read_json(path: Path) -> dict | None:
 
 
 def _write_json(path: Path, document: dict) -> None:
-    temp = temp_path(path)
-    with temp.open("w", encoding="utf-8") as fh:
-        json.dump(document, fh, indent=2, ensure_ascii=False)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(temp, path)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    with atomic_file(path) as fh:
+        fh.write(json.dumps(document, indent=2, ensure_ascii=False).encode())

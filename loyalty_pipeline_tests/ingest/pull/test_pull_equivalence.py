@@ -4,6 +4,8 @@ same objects written as files by hand, through the real daily steps on a real Du
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -24,9 +26,15 @@ def test_loyaltylion_pulled_days_are_the_files_written_by_hand(tmp_path: Path):
             # The objects as served, one line each in the API's order: byte for byte the hand-written file.
             by_hand = h.as_file(tmp_path / "by_hand" / "exports" / day.isoformat() / "accounts.jsonl", api.customers)
             assert pulled.path.read_bytes() == by_hand.read_bytes()
-            assert pulled.manifest["rows"] == len(api.customers)
-            assert pulled.manifest["listings"] == {"customers": {"pages": -(-len(api.customers) // 3),
-                                                                 "rows": len(api.customers)}}
+            manifest = json.loads(pulled.path.with_name("accounts.manifest.json").read_text())
+            assert manifest == pulled.manifest and pulled.path.stat().st_mode & 0o777 == 0o644
+            assert (manifest["source"], manifest["platform"], manifest["api_version"], manifest["base_url"]) == (
+                "api", "loyaltylion", "v2", api.base_url)
+            assert (manifest["business_date"], manifest["file"], manifest["rows"], manifest["sha256"]) == (
+                day.isoformat(), "accounts.jsonl", len(api.customers), hashlib.sha256(by_hand.read_bytes()).hexdigest())
+            assert manifest["listings"] == {"customers": {"pages": -(-len(api.customers) // 3),
+                                                          "rows": len(api.customers)}}
+            assert manifest["last_cursor"]["customers"] and manifest["started_at"] <= manifest["finished_at"]
     got = h.outcome(tmp_path / "pulled", program, tmp_path / "pulled" / "exports", DAYS, h.D3)
     assert got == h.outcome(tmp_path / "by_hand", program, tmp_path / "by_hand" / "exports", DAYS, h.D3)
     assert got["events"]  # the fixture days do change: there are events to compare
