@@ -24,7 +24,7 @@ from ..files import FORMATS, day_dir
 from ..platforms import PLATFORMS
 from . import loyaltylion, voucherify
 from .client import PullClient, PullError
-from .listing import Settings
+from .listing import Phase, Settings
 from .staging import Staging, publish, remove_other_days
 
 PULLERS = {module.NAME: module for module in (loyaltylion, voucherify)}
@@ -136,7 +136,7 @@ def _progress(staging: Staging) -> str:
     return ", ".join(f"{name}: {s.pages} pages{' (done)' if s.done else ''}" for name, s in staging.phases.items())
 
 
-def _walk(phase, client: PullClient, staging: Staging, log: Callable[[str], None]) -> None:
+def _walk(phase: Phase, client: PullClient, staging: Staging, log: Callable[[str], None]) -> None:
     """Every page of one listing from its checkpoint on; a cursor served twice is a loop, not a listing."""
     state = staging.state(phase.name)
     seen = {json.dumps(state.cursor, sort_keys=True)} if state.cursor is not None else set()

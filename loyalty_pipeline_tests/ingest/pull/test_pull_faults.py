@@ -14,7 +14,7 @@ import pytest
 from loyalty_pipeline.devtools.standins import LoyaltyLionStandIn, VoucherifyStandIn
 from loyalty_pipeline.ingest.pull.client import PullError
 from loyalty_pipeline.ingest.pull.run import pull_export
-from loyalty_pipeline.ingest.pull.staging import CHECKPOINT, staging_name
+from loyalty_pipeline.ingest.pull.staging import CHECKPOINT, Staging, staging_name
 from loyalty_pipeline_tests.ingest.pull.helpers import D1, D2, FAST, LL_ENV, VF_ENV, as_file, objects, pull_program
 
 CUSTOMERS = objects("loyaltylion", D2)  # 8 published customer objects
@@ -83,6 +83,20 @@ def test_an_api_that_stays_down_fails_the_pull_and_the_next_pull_today_resumes(t
     assert not staged.exists()
 
 
+def test_a_pull_read_with_other_settings_is_not_resumed_but_started_over(tmp_path: Path, api: LoyaltyLionStandIn):
+    api.customers = customers(10)
+    api.down_after = 2
+    with pytest.raises(PullError):
+        pull_export(pull_program(tmp_path, "loyaltylion", api.base_url, page_size=3), tmp_path / "exports", D2,
+                    today=D2, environ=LL_ENV, max_retries=1, **FAST)
+    api.down_after = None
+    api.requests.clear()
+    pulled = pull_export(pull_program(tmp_path, "loyaltylion", api.base_url, page_size=4), tmp_path / "exports", D2,
+                         today=D2, environ=LL_ENV, **FAST)
+    assert pulled.manifest["resumed"] is False and api.requests[0][2].get("cursor") is None
+    assert export_of(tmp_path, D2).read_bytes() == as_file(tmp_path / "by_hand.jsonl", api.customers).read_bytes()
+
+
 def test_an_unfinished_pull_is_never_resumed_on_another_day(tmp_path: Path, api: LoyaltyLionStandIn):
     api.customers = customers(10)
     program = pull_program(tmp_path, "loyaltylion", api.base_url, page_size=3)
@@ -96,6 +110,16 @@ def test_an_unfinished_pull_is_never_resumed_on_another_day(tmp_path: Path, api:
     assert api.requests[0][2].get("cursor") is None  # D2 starts from page 1
     assert not staged_d1.exists() and not export_of(tmp_path, D1).exists()  # D1's can never be finished
     assert export_of(tmp_path, D2).exists()
+
+
+def test_two_pulls_of_one_day_never_run_at_once(tmp_path: Path, api: LoyaltyLionStandIn):
+    program = pull_program(tmp_path, "loyaltylion", api.base_url)
+    folder = tmp_path / "exports" / D2.isoformat()
+    folder.mkdir(parents=True)
+    with Staging.open(folder, "accounts", {"another": "pull"}):  # a pull of D2 at work
+        with pytest.raises(PullError, match="another pull of 2026-03-02 is running"):
+            pull_export(program, tmp_path / "exports", D2, today=D2, environ=LL_ENV)
+    assert api.requests == [] and not export_of(tmp_path, D2).exists()
 
 
 def test_only_today_can_be_pulled(tmp_path: Path, api: LoyaltyLionStandIn):
