@@ -193,15 +193,21 @@ def cmd_run(args: argparse.Namespace) -> int:
 def pull_today(date: dt.date | None = None) -> bool:
     """Today's export from the platform's API: the `loyalty_api_pull` asset (pull_job), run in this process on
     the project's instance, so the run shows in the UI; one line said, with the reasons of a failure."""
-    from .definitions import defs
+    from .definitions import build_defs
     from .operations.instance import get_instance
     from .operations.pull import PULL_JOB
     from .processes import process_tags
+    from .program import load_program
 
+    program = load_program(settings.program_path())  # as it is now, like the run's `program` resource
+    if not program.source.pull.enabled:
+        print(f"loyalty-pipeline pull: source.pull.enabled is false in {settings.program_path()}: this "
+              "program's exports are dropped as files (docs/pull.md says how to pull them instead)", file=sys.stderr)
+        return False
     config: dict = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     if date:
         config["ops"] = {"loyalty_api_pull": {"config": {"date": date.isoformat()}}}
-    result = defs.resolve_job_def(PULL_JOB).execute_in_process(
+    result = build_defs(program=program).resolve_job_def(PULL_JOB).execute_in_process(
         instance=get_instance(), run_config=config, raise_on_error=False, tags=process_tags())
     if not result.success:
         print(f"pull  FAILED  run {result.run_id[:8]}", flush=True)

@@ -12,7 +12,7 @@ import duckdb
 from loyalty_pipeline.definitions import build_defs
 from loyalty_pipeline.outbound.resources import OutboundResource
 from loyalty_pipeline.outbound.shopimind.resources import ShopiMindResource
-from loyalty_pipeline.program import ProgramResource
+from loyalty_pipeline.program import ProgramResource, load_program
 from loyalty_pipeline.settings import PROJECT_ROOT
 from loyalty_pipeline.warehouse.resources import WarehouseResource
 
@@ -59,7 +59,12 @@ class Pipeline:
         }
 
     def build(self) -> dg.Definitions:
-        return build_defs(self.resources())
+        # Like a code location: the API pull's asset and job only if the program pulls.
+        try:
+            pulls = load_program(self.program_path).source.pull.enabled
+        except Exception:  # noqa: BLE001 — a broken program is the test's subject: its runs say why
+            pulls = False
+        return build_defs(self.resources(), pull=pulls)
 
     def write_accounts(self, day: str, rows: list[dict], header: list[str] = ACCOUNT_HEADER,
                        name: str = "accounts.csv") -> Path:

@@ -2,7 +2,8 @@
 
 Not partitioned and not upstream of `loyalty_export`: it produces a file, which the export sensor or
 the next daily schedule processes like a dropped one. It runs in its own job (`pull_job`, on
-`pull_schedule`: operations/), so a backfill of past days never pulls.
+`pull_schedule`: operations/), so a backfill of past days never pulls; and it is in the code location
+only when the program pulls (definitions.py).
 """
 
 import datetime as dt

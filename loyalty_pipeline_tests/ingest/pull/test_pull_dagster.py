@@ -10,6 +10,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from loyalty_pipeline.definitions import build_defs
 from loyalty_pipeline.devtools.standins import LoyaltyLionStandIn
 from loyalty_pipeline.devtools.standins.loyaltylion import API_KEY
 from loyalty_pipeline.ingest.pull.assets import PULL_ASSET
@@ -64,8 +65,16 @@ def test_a_past_date_refuses_to_pull_saying_why(tmp_path: Path, api: LoyaltyLion
     assert api.requests == [] and not (pipe.exports / D1.isoformat()).exists()
 
 
-def test_a_program_that_does_not_pull_fails_saying_so(tmp_path: Path, api: LoyaltyLionStandIn):
-    result = pull(pipeline(tmp_path, api, today=D2, enabled=False))
+def test_a_program_that_does_not_pull_has_no_pull_and_a_stale_pull_job_fails_saying_so(
+        tmp_path: Path, api: LoyaltyLionStandIn):
+    pipe = pipeline(tmp_path, api, today=D2, enabled=False)
+    # Nothing to pull, nothing shown: the UI's "Materialize all" over a range of days stays green.
+    assert PULL_ASSET not in pipe.defs.resolve_asset_graph().get_all_asset_keys()
+    assert "pull_job" not in {job.name for job in pipe.defs.resolve_all_job_defs()}
+    assert "pull_schedule" not in {s.name for s in pipe.defs.schedules or []}
+    # A location loaded while the program pulled, the program edited since: the run refuses.
+    stale = build_defs(pipe.resources(), pull=True).resolve_job_def("pull_job")
+    result = stale.execute_in_process(instance=pipe.instance, raise_on_error=False)
     assert "source.pull.enabled is false" in failure_messages(result) and api.requests == []
 
 
