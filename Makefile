@@ -7,6 +7,7 @@ export DAGSTER_HOME := $(CURDIR)/.dagster
 BENCH_MEMBERS ?= 1000000
 BENCH_ARGS ?=    # e.g. --outbound-repeats 1, --skip-outbound, --formats parquet (python -m loyalty_pipeline.devtools.bench --help)
 PLATFORM ?=  # a simulated platform: loyalty-devtools demo --help (default: program.yaml source.platform)
+PULL ?=      # 1: pull each day from a local platform API stand-in instead of dropping files (PLATFORM=loyaltylion)
 
 .PHONY: install demo test check dev bench lint clean
 
@@ -19,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: install  ## two weeks of sample exports, processed day by day on the embedded defaults
-	$(BIN)/loyalty-devtools demo $(if $(PLATFORM),--platform $(PLATFORM))
+	$(BIN)/loyalty-devtools demo $(if $(PLATFORM),--platform $(PLATFORM)) $(if $(PULL),--pull)
 
 test: install  ## the whole suite, from scratch: both layers (docs/testing.md)
 	$(BIN)/python -m pytest

@@ -68,7 +68,12 @@ class Pipeline:
         }
 
     def build(self) -> dg.Definitions:
-        return build_defs(self.resources())
+        # Like a code location: the API pull's asset and job only if the program pulls.
+        try:
+            pulls = load_program(self.program_path).source.pull.enabled
+        except Exception:  # noqa: BLE001 — a broken program is the test's subject: its runs say why
+            pulls = False
+        return build_defs(self.resources(), pull=pulls)
 
     def write_accounts(self, day: str, rows: list[dict], header: list[str] = ACCOUNT_HEADER,
                        name: str = "accounts.csv") -> Path:

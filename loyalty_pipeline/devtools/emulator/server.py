@@ -1,5 +1,5 @@
-"""The emulator over real HTTP on 127.0.0.1: a Starlette app served by uvicorn (keep-alive), with the /v1
-routes of store.py behind the API key, and control/inspection routes under /_emulator/ that need none.
+"""The emulator over real HTTP on 127.0.0.1: a Starlette app served by uvicorn (keep-alive, devtools/local_server.py),
+with the /v1 routes of store.py behind the API key, and control/inspection routes under /_emulator/ that need none.
 
 `Emulator` serves it on a background thread (tests, `make demo`); `serve` in the foreground (the
 `loyalty-devtools emulator` command).
@@ -12,22 +12,19 @@ import functools
 import hmac
 import json
 import logging
-import socket
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from ..local_server import LocalServer, Unanswered
 from .contract import ApiError, Json, Query, Reply, error_body, require_object
 from .store import EMULATOR_API_KEY, EmulatorConfig, Store
 
@@ -69,33 +66,11 @@ _CONTROL_ROUTES: list[tuple[str, str, Callable[[Store, Json], Json]]] = [
 ]
 _METHODS = ["GET", "POST", "PATCH", "PUT", "DELETE"]  # what the catch-all routes answer (404)
 
-# A scope extension of _Protocol: close the connection without a byte of answer.
-_CLOSE_UNANSWERED = "loyalty.emulator.close_unanswered"
-
-
-class _Protocol(HttpToolsProtocol):
-    """uvicorn's HTTP/1.1 protocol (httptools), plus what ASGI cannot express: closing the connection with no
-    answer at all. An app raising after `http.response.start` would leave the client a status line and headers;
-    a lost answer must not even say whether the request was accepted."""
-
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self.scope["extensions"] = {_CLOSE_UNANSWERED: self.transport.close}
-
-
 class _Json(Response):
     media_type = "application/json; charset=utf-8"
 
     def render(self, content: Json) -> bytes:
         return json.dumps(content, ensure_ascii=False).encode()  # NaN allowed: bodies echo what clients sent
-
-
-class _Unanswered(Response):
-    """A lost answer: the write is applied, the client sees the connection close unanswered (a transport error)."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        scope["extensions"][_CLOSE_UNANSWERED]()
-        await receive()  # http.disconnect, once uvicorn has seen the close: nothing is sent after it
 
 
 class _ExpressPaths:
@@ -154,7 +129,7 @@ async def _api(request: Request, template: str | None, handler: Handler | None) 
             status, body = 500, error_body(500, "Internal server error")
         lose = lose and status < 300  # only an applied write can lose its answer
         store.count(route, "lost" if lose else status)
-    return _Unanswered() if lose else _Json(body, status, headers)
+    return Unanswered() if lose else _Json(body, status, headers)
 
 
 async def _control(request: Request, action: Callable[[Store, Json], Json] | None) -> Response:
@@ -197,38 +172,15 @@ class Emulator:
         self._store = Store(api_key, config or EmulatorConfig())
         if overrides:
             self.configure(**overrides)
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._address: tuple[str, int] | None = None
+        self._server = LocalServer(_app(self._store), host, port, name="shopimind-emulator")
 
     def start(self) -> Emulator:
-        if self._server is None:
-            listener = socket.create_server((self.host, self.port))  # a taken port raises OSError here
-            self._address = listener.getsockname()[:2]
-            self._server = uvicorn.Server(uvicorn.Config(
-                _app(self._store), http=_Protocol, lifespan="off", log_config=None, log_level="warning",
-                access_log=False, proxy_headers=False,  # quiet (nothing here may ever log the API key); no proxy
-                timeout_keep_alive=60,  # a client's pooled connection must not be closed under it between calls
-                timeout_graceful_shutdown=1,  # a client stuck mid-request cannot hold stop() up
-            ))
-            self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [listener]},
-                                            name="shopimind-emulator", daemon=True)
-            self._thread.start()
-            while not self._server.started:  # connections queue on the listener meanwhile; this catches a failure
-                if not self._thread.is_alive():
-                    self._server = self._thread = None
-                    raise RuntimeError("the emulator's server did not start")
-                time.sleep(0.002)
+        self._server.start()
         return self
 
     def stop(self) -> None:
         """Stops accepting, closes idle keep-alive connections, gives requests in flight a second to finish."""
-        if self._server is None:
-            return
-        self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join()
-        self._server = self._thread = None
+        self._server.stop()
 
     def __enter__(self) -> Emulator:
         return self.start()
@@ -239,10 +191,9 @@ class Emulator:
     @property
     def base_url(self) -> str:
         """e.g. "http://127.0.0.1:54321" (append /v1/... for API routes)."""
-        if self._server is None or self._address is None:
+        if not self._server.started:
             raise RuntimeError("emulator is not started")
-        host, port = self._address
-        return f"http://{host}:{port}"
+        return self._server.base_url
 
     @property
     def config(self) -> EmulatorConfig:

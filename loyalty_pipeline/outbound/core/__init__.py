@@ -35,6 +35,6 @@ documented: its rows the feed's records (sql/reelevant_feed.sql) with the md5 of
         delivery.send(stream(con, FeedRow, select(FeedRow, query, "action = 'send'"), params, chunk),
                       lambda rows, _: batches.send(rows, lambda batch: push(client, batch)))
 
-Its HTTP client would take ShopiMindClient's retry loop, rate limiter and deadline with it
-(shopimind/client.py), generic but for the error bodies and the key header they read today.
+Its HTTP client would build on the shared retry policy, rate limiter and deadline (httpapi/retrying.py),
+as ShopiMindClient does, adding its own error bodies and key header.
 """
