@@ -32,7 +32,7 @@ PULLED_PLATFORM = loyaltylion.NAME  # the platform whose stand-in serves the sim
 
 def run_demo(*, members: int = 2000, days: int = 14, platform: str | None = None, pull: bool = False) -> int:
     # A copy of program.yaml for the demo: read from `platform`'s export, and tolerating the unknown tier
-    # names the sample injects on purpose (by default one stops the day's outbound: README, tiers_known).
+    # names the sample injects on purpose (by default one stops the day's outbound: docs/operations.md, tiers_known).
     raw = yaml.safe_load(settings.program_path().read_text(encoding="utf-8"))
     source = raw.setdefault("source", {})
     source["platform"] = platform or source.get("platform", "canonical")

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
 import yaml
 
+from loyalty_pipeline.ingest.files import ExportError
+from loyalty_pipeline.ingest.steps import ingest_export
+from loyalty_pipeline.program import load_program
+from loyalty_pipeline.snapshots.steps import build_snapshot
+from loyalty_pipeline.warehouse.connection import connect
 from loyalty_pipeline_tests.harness import DEFAULT_PROGRAM, Pipeline
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -45,6 +52,29 @@ def counts(pipeline: Pipeline, day: str) -> tuple[int, int, int]:
         "(SELECT count(*) FROM snapshots WHERE snapshot_date = $d), "
         "(SELECT count(*) FROM quarantine WHERE snapshot_date = $d AND kind = 'accounts')",
         {"d": day})[0]
+
+
+@dataclass
+class Day:
+    """What the ingest and snapshot steps made of a day: done, or the message the day failed with."""
+
+    success: bool
+    message: str = ""  # the ExportError: what loyalty_export / loyalty_snapshot fail the run with
+    stats: dict = field(default_factory=dict)  # build_snapshot's
+
+
+def ingest_day(pipeline: Pipeline, day: str) -> Day:
+    """The steps of loyalty_export and loyalty_snapshot called directly on the pipeline's DuckDB file, as the
+    assets call them, without a Dagster run: for tests about what a file becomes (run_ingest has the checks)."""
+    program, date = load_program(pipeline.program_path), dt.date.fromisoformat(day)
+    con = connect(pipeline.warehouse)
+    try:
+        ingest_export(con, pipeline.exports, date, program)
+        return Day(success=True, stats=build_snapshot(con, date, program))
+    except ExportError as exc:
+        return Day(success=False, message=str(exc))
+    finally:
+        con.close()
 
 
 def run_ingest(pipeline: Pipeline, day: str) -> dg.ExecuteInProcessResult:

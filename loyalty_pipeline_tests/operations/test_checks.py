@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from loyalty_pipeline.devtools.emulator import EMULATOR_API_KEY, Emulator
 from loyalty_pipeline.outbound.shopimind.resources import ShopiMindResource
@@ -122,6 +123,7 @@ def test_an_event_storm_stops_the_event_deliveries_of_the_day(tmp_path: Path):
         assert len(emulator.state()["histories"]) == 20
 
 
+@pytest.mark.real  # loyalty-pipeline run in its own process
 def test_ops_confirm_from_the_shell_with_a_run_tag(tmp_path: Path):
     """`loyalty-pipeline run` prints why a blocking check stopped the day, and --tag confirms it."""
     exports = tmp_path / "exports"

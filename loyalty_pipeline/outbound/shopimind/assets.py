@@ -185,7 +185,7 @@ def shopimind_accounts(context: dg.AssetExecutionContext, config: DeliveryConfig
             except ShopiMindError as exc:
                 raise _failure(exc, setup.metadata()) from None
             requests = dict(client.stats)
-        warehouse.publish_current(con, ["delivery_state"])  # the analysts' read path (README, Operations)
+        warehouse.publish_current(con, ["delivery_state"])  # the analysts' read path (docs/analysts.md)
         stored = stored_setup(con, destination)
         id_definition = stats["definition_id"] if stats["definition_id"] is not None else (
             stored.definition_id if stored else None)
@@ -253,7 +253,7 @@ def shopimind_events(context: dg.AssetExecutionContext, config: DeliveryConfig, 
             except ShopiMindError as exc:
                 raise _failure(exc, setup.metadata()) from None
             requests = dict(client.stats)
-        warehouse.publish_current(con, ["delivery_state"])  # the analysts' read path (README, Operations)
+        warehouse.publish_current(con, ["delivery_state"])  # the analysts' read path (docs/analysts.md)
         final: Counter = Counter()
         per_type: dict[str, int] = {}
         for (status, code), n in stats["final"].items():

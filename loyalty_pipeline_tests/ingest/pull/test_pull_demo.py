@@ -11,8 +11,11 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import duckdb
+import pytest
 
 from loyalty_pipeline.settings import PROJECT_ROOT
+
+pytestmark = pytest.mark.real  # a real process: the demo command
 
 
 def demo(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:

@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from loyalty_pipeline.devtools.standins import LoyaltyLionStandIn
 from loyalty_pipeline.ingest.pull.run import pull_export
 from loyalty_pipeline.ingest.pull.staging import CHECKPOINT, staging_name
@@ -18,6 +20,8 @@ from loyalty_pipeline.program import load_program
 from loyalty_pipeline.settings import PROJECT_ROOT
 from loyalty_pipeline_tests.ingest.helpers import program_for
 from loyalty_pipeline_tests.ingest.pull.helpers import D2, FAST, LL_ENV, as_file, objects
+
+pytestmark = pytest.mark.real  # a real `loyalty-pipeline pull` process, killed with SIGKILL
 
 PAGES = 8
 

@@ -23,6 +23,8 @@ from loyalty_pipeline_tests.outbound.shopimind.helpers import (
     run_until_settled,
 )
 
+pytestmark = pytest.mark.real  # long scenario: several days through Dagster against the emulator
+
 D1, D2, D3, D4 = (day(n) for n in range(4))
 CUSTOMER_KEY_FIELD = "customer_id"  # the field each record carries for its member
 TODAY = day(4)  # every day here is recent enough for its events to be sent

@@ -31,6 +31,8 @@ from loyalty_pipeline_tests.outbound.shopimind.helpers import (
     run_until_settled,
 )
 
+pytestmark = pytest.mark.real  # long scenario: several days through Dagster against the emulator
+
 D1, D2, D3 = "2026-03-01", "2026-03-02", "2026-03-03"
 TODAY = "2026-03-04"  # every day here is recent enough for its events to be sent
 

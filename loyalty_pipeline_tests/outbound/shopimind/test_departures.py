@@ -20,6 +20,8 @@ from loyalty_pipeline.outbound.shopimind.resources import KEY_ENV
 from loyalty_pipeline_tests.harness import DEFAULT_PROGRAM, Pipeline, account, day
 from loyalty_pipeline_tests.outbound.shopimind.helpers import materialization, run_until_settled, shopimind_for
 
+pytestmark = pytest.mark.real  # long scenario: several days through Dagster against the emulator
+
 D1, D2, D3, D4, D5 = (day(n) for n in range(5))
 TODAY = day(6)
 DELETE_ROUTE = "POST /v1/custom-data-records/{id}/bulk-delete"

@@ -39,6 +39,8 @@ from loyalty_pipeline_tests.outbound.shopimind.proxy import (
     slow,
 )
 
+pytestmark = pytest.mark.real  # long scenario: several days through Dagster against the emulator
+
 SECRET = "Fault-Key-5f4e3d2c1b0a-7777"
 D1, D2, TODAY = "2026-03-01", "2026-03-02", "2026-03-04"
 RECORDS, TRIGGER = r"^POST /v1/custom-data-records/", r"^POST /v1/events/trigger/"

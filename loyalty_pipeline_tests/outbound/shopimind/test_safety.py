@@ -15,6 +15,8 @@ from loyalty_pipeline.outbound.shopimind.resources import KEY_ENV, ShopiMindReso
 from loyalty_pipeline_tests.harness import Pipeline, account, failure_messages
 from loyalty_pipeline_tests.outbound.shopimind.helpers import delivery_pipeline, history_keys, materialization
 
+pytestmark = pytest.mark.real  # long scenario: several days through Dagster against the emulator
+
 D1, D2, TODAY = "2026-03-01", "2026-03-02", "2026-03-03"
 DELIVERY_TABLES = ("shopimind_setup", "delivery_state", "sync_log", "account_sync_state")
 
