@@ -92,3 +92,16 @@ def run_with_tags(pipeline: Pipeline, day: str, tags: dict) -> dg.ExecuteInProce
                      & job.asset_layer.executable_asset_keys)
     return job.execute_in_process(partition_key=day, instance=pipeline.instance, tags=tags,
                                   raise_on_error=False, asset_selection=selection)
+
+
+def derived_tables(con) -> dict[str, list[tuple]]:
+    """What the days made of an export, sorted, without file lineage (so that two ways of delivering the
+    same objects compare equal): snapshots, quarantine, deltas, events."""
+    def rows(sql: str) -> list[tuple]:
+        return con.execute(sql + " ORDER BY ALL").fetchall()
+    return {
+        "snapshots": rows("SELECT * EXCLUDE (source_file, source_line) FROM snapshots"),
+        "quarantine": rows("SELECT snapshot_date, customer_id, field, value, reason FROM quarantine"),
+        "account_deltas": rows("SELECT * FROM account_deltas"),
+        "events": rows("SELECT snapshot_date, code_name, customer_id, metadata::VARCHAR, status FROM loyalty_events"),
+    }

@@ -12,29 +12,8 @@ import httpx
 import pytest
 
 from loyalty_pipeline.devtools.emulator import EMULATOR_API_KEY, Emulator
+from loyalty_pipeline_tests.outbound.shopimind.seed import SEED_DEFINITION as LOYALTY_ACCOUNT
 
-# Exact body of step 1 of the loyalty use case (seeds/000).
-LOYALTY_ACCOUNT = {
-    "name": "LoyaltyAccount",
-    "description": "Current state of the loyalty program for a contact",
-    "unique_keys": ["contact_id"],
-    "fields": [
-        {"name": "contact_id", "label": "Contact", "type": "number", "required": True},
-        {"name": "points_balance", "label": "Points balance", "type": "number", "required": True},
-        {"name": "tier", "label": "Tier", "type": "text", "required": True},
-        {"name": "tier_since", "label": "Tier since", "type": "date", "required": False},
-        {"name": "next_expiry_date", "label": "Next expiry date", "type": "date", "required": False},
-        {"name": "next_expiry_amount", "label": "Points at risk", "type": "number", "required": False},
-    ],
-    "relationships": [
-        {
-            "sourceField": "contact_id",
-            "targetSchemaType": "system",
-            "targetSchema": "contacts",
-            "targetField": "id_contact",
-        }
-    ],
-}
 POINTS_EARNED = {
     "name": "Loyalty — points earned",
     "code_name": "loyalty.points_earned",

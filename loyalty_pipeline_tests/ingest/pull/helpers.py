@@ -14,7 +14,7 @@ from loyalty_pipeline.ingest.steps import ingest_export
 from loyalty_pipeline.program import Program, load_program
 from loyalty_pipeline.snapshots.steps import build_deltas, build_snapshot
 from loyalty_pipeline.warehouse.connection import connect
-from loyalty_pipeline_tests.ingest.helpers import FIXTURES, program_for
+from loyalty_pipeline_tests.ingest.helpers import FIXTURES, derived_tables, program_for
 
 VENDORS = FIXTURES / "vendors"
 D1, D2, D3 = (dt.date(2026, 3, d) for d in (1, 2, 3))
@@ -51,14 +51,6 @@ def outcome(root: Path, program: Program, exports: Path, days: list[dt.date], to
             build_snapshot(con, day, program)
             build_deltas(con, day)
             build_events(con, day, program, today)
-        return {
-            "snapshots": con.execute("SELECT * EXCLUDE (source_file, source_line) FROM snapshots "
-                                     "ORDER BY ALL").fetchall(),
-            "quarantine": con.execute("SELECT snapshot_date, customer_id, field, value, reason FROM quarantine "
-                                      "ORDER BY ALL").fetchall(),
-            "account_deltas": con.execute("SELECT * FROM account_deltas ORDER BY ALL").fetchall(),
-            "events": con.execute("SELECT snapshot_date, code_name, customer_id, metadata::VARCHAR, status "
-                                  "FROM loyalty_events ORDER BY ALL").fetchall(),
-        }
+        return derived_tables(con)
     finally:
         con.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -14,7 +13,6 @@ from loyalty_pipeline.devtools.sample.generator import generate_sample
 from loyalty_pipeline.outbound.core.ledger import replay
 from loyalty_pipeline.outbound.shopimind import setup as bootstrap  # not setup_module: a pytest hook name
 from loyalty_pipeline.outbound.shopimind.assets import event_types
-from loyalty_pipeline.outbound.shopimind.resources import KEY_ENV
 from loyalty_pipeline.program import load_program
 from loyalty_pipeline.warehouse.connection import connect
 from loyalty_pipeline_tests.harness import DEFAULT_PROGRAM, Pipeline, account, failure_messages, table_rows
@@ -35,13 +33,6 @@ pytestmark = pytest.mark.real  # long scenario: several days through Dagster aga
 
 D1, D2, D3 = "2026-03-01", "2026-03-02", "2026-03-03"
 TODAY = "2026-03-04"  # every day here is recent enough for its events to be sent
-
-
-@pytest.fixture
-def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
-    with Emulator() as emu:
-        monkeypatch.setenv(KEY_ENV, emu.api_key)
-        yield emu
 
 
 def test_happy_path_over_the_sample_program(tmp_path: Path, emulator: Emulator):

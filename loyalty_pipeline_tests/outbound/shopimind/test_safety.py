@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -19,13 +18,6 @@ pytestmark = pytest.mark.real  # long scenario: several days through Dagster aga
 
 D1, D2, TODAY = "2026-03-01", "2026-03-02", "2026-03-03"
 DELIVERY_TABLES = ("shopimind_setup", "delivery_state", "sync_log", "account_sync_state")
-
-
-@pytest.fixture
-def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
-    with Emulator() as emu:
-        monkeypatch.setenv(KEY_ENV, emu.api_key)
-        yield emu
 
 
 def two_days(pipe: Pipeline) -> None:
