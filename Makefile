@@ -6,9 +6,10 @@ export DAGSTER_HOME := $(CURDIR)/.dagster
 
 BENCH_MEMBERS ?= 1000000
 BENCH_ARGS ?=    # e.g. --outbound-repeats 1, --skip-outbound, --formats parquet (python -m loyalty_pipeline.devtools.bench --help)
-PLATFORM ?=  # canonical | yotpo | loyaltylion | voucherify (default: program.yaml source.platform)
+PLATFORM ?=  # a simulated platform: loyalty-devtools demo --help (default: program.yaml source.platform)
+PULL ?=      # 1: pull each day from a local platform API stand-in instead of dropping files (PLATFORM=loyaltylion)
 
-.PHONY: install demo test dev bench lint clean
+.PHONY: install demo test check dev bench lint clean
 
 install: $(VENV)/.installed
 
@@ -19,10 +20,13 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: install  ## two weeks of sample exports, processed day by day on the embedded defaults
-	$(BIN)/loyalty-devtools demo $(if $(PLATFORM),--platform $(PLATFORM))
+	$(BIN)/loyalty-devtools demo $(if $(PLATFORM),--platform $(PLATFORM)) $(if $(PULL),--pull)
 
-test: install  ## the whole suite, from scratch
+test: install  ## the whole suite, from scratch: both layers (docs/testing.md)
 	$(BIN)/python -m pytest
+
+check: install  ## the fast layer, while you work: no real processes, no long scenarios (-m "not real")
+	$(BIN)/python -m pytest -m "not real"
 
 dev: install  ## the Dagster UI (runs made by `make demo` included), delivering to a local ShopiMind emulator
 	$(BIN)/python -c "from loyalty_pipeline.operations.instance import dagster_home; dagster_home()"

@@ -190,6 +190,39 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if run_days(args.start, args.end, tags=dict(args.tag) or None) else 1
 
 
+def pull_today(date: dt.date | None = None) -> bool:
+    """Today's export from the platform's API: the `loyalty_api_pull` asset (pull_job), run in this process on
+    the project's instance, so the run shows in the UI; one line said, with the reasons of a failure."""
+    from .definitions import build_defs
+    from .operations.instance import get_instance
+    from .operations.pull import PULL_JOB
+    from .processes import process_tags
+    from .program import load_program
+
+    program = load_program(settings.program_path())  # as it is now, like the run's `program` resource
+    if not program.source.pull.enabled:
+        print(f"loyalty-pipeline pull: source.pull.enabled is false in {settings.program_path()}: this "
+              "program's exports are dropped as files (docs/pull.md says how to pull them instead)", file=sys.stderr)
+        return False
+    config: dict = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    if date:
+        config["ops"] = {"loyalty_api_pull": {"config": {"date": date.isoformat()}}}
+    result = build_defs(program=program).resolve_job_def(PULL_JOB).execute_in_process(
+        instance=get_instance(), run_config=config, raise_on_error=False, tags=process_tags())
+    if not result.success:
+        print(f"pull  FAILED  run {result.run_id[:8]}", flush=True)
+        _print_failure(result)
+        return False
+    metadata = {k: v.value for k, v in result.asset_materializations_for_node("loyalty_api_pull")[0].metadata.items()}
+    print(f"{metadata['business_date']}  pulled {metadata['rows']} rows in {metadata['pages']} pages "
+          f"({metadata['requests']} requests) into {metadata['path']}  run {result.run_id[:8]}", flush=True)
+    return True
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    return 0 if pull_today(args.date) else 1
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     from .operations.summary import print_summary
 
@@ -222,6 +255,10 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--tag", type=_tag, action="append", default=[], metavar="KEY=VALUE",
                      help="run tag, e.g. loyalty/confirm_volume_change=true after a checked big change")
     run.set_defaults(func=cmd_run)
+
+    pull = sub.add_parser("pull", help="pull today's export from the loyalty platform's API (source.pull)")
+    pull.add_argument("--date", type=_date, help="the business date to pull: only today can be (an API has no history)")
+    pull.set_defaults(func=cmd_pull)
 
     summary = sub.add_parser("summary", help="print what the warehouse holds, day by day")
     summary.set_defaults(func=cmd_summary)

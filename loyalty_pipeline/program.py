@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import unicodedata
 from pathlib import Path
 from typing import Annotated, Literal
@@ -51,6 +52,48 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _quoted_time(value: object) -> object:
+    # YAML reads an unquoted 06:00 as the base-60 integer 360: insist on a string.
+    if not isinstance(value, str | dt.time):
+        raise ValueError(f'expected a quoted local time such as "06:00", got {value!r}')
+    return value
+
+
+_ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")  # the convention; an API key or token is not written so
+_CREDENTIALS = ("api_key_env", "app_id_env", "app_token_env")  # the settings naming environment variables
+_PLATFORM_SETTINGS = (*_CREDENTIALS, "campaign_id")
+
+
+class Pull(_Strict):
+    """`source.pull`: the day's export fetched from the platform's API (ingest/pull/, docs/pull.md).
+
+    Credentials are named by environment variable (read when the pull runs), never written here.
+    Unset settings take the platform's defaults (its module's `PULL`)."""
+
+    enabled: bool = False
+    base_url: str | None = None  # the API root without the version; default: the platform's public API
+    api_version: str | None = None  # default: the platform's first
+    page_size: int | None = Field(default=None, ge=1)  # default: the most the listing serves
+    requests_per_second: float | None = Field(default=None, gt=0)  # default: the platform's (docs/pull.md)
+    deadline_minutes: float = Field(default=120, gt=0)  # a pull still unfinished by then fails, writing nothing
+    time: dt.time = dt.time(23, 0)  # local: pull_schedule pulls today's export at this time
+    api_key_env: str | None = None  # LoyaltyLion (default LOYALTYLION_API_KEY)
+    app_id_env: str | None = None  # Voucherify (default VOUCHERIFY_APP_ID)
+    app_token_env: str | None = None  # Voucherify (default VOUCHERIFY_APP_TOKEN)
+    campaign_id: str | None = None  # Voucherify v1: the loyalty campaign whose members are pulled
+
+    _time = field_validator("time", mode="before")(_quoted_time)
+
+    @field_validator(*_CREDENTIALS)
+    @classmethod
+    def _variable_name(cls, value: str | None) -> str | None:
+        # A credential pasted here instead of its variable's name must not be kept, nor echoed back.
+        if value is not None and not _ENV_NAME.fullmatch(value):
+            raise ValueError("expected the NAME of an environment variable (capitals, digits and _, e.g. "
+                             "LOYALTYLION_API_KEY), never the credential itself")
+        return value
+
+
 class Source(_Strict):
     platform: Platform = "canonical"
     accounts_file: str = "accounts"
@@ -59,6 +102,7 @@ class Source(_Strict):
     # Header → canonical column, for files whose headers differ (Yotpo's dashboard CSV, a shop's own
     # canonical export): an entry wins over a header that merely carries the column's name.
     column_map: dict[str, str] = Field(default_factory=dict)
+    pull: Pull = Pull()
 
     @field_validator("column_map")
     @classmethod
@@ -72,6 +116,36 @@ class Source(_Strict):
             raise ValueError(f"header(s) {', '.join(unmatchable)} are blank or padded with spaces; "
                              "headers are compared trimmed")
         return value
+
+    @model_validator(mode="after")
+    def _pullable(self) -> Source:
+        if self.pull.enabled and (problem := pull_problem(self.platform, self.pull)):
+            raise ValueError(f"pull: {problem}")
+        return self
+
+
+def pull_problem(platform: str, pull: Pull) -> str | None:
+    """Why `platform`'s export cannot be pulled with these settings (None: it can)."""
+    spec = getattr(PLATFORMS[platform], "PULL", None)
+    if spec is None:
+        pullable = [name for name, module in PLATFORMS.items() if getattr(module, "PULL", None)
+                    and not module.PULL.refused]
+        return f"{platform} has no API to pull from (platforms with one: {', '.join(pullable)})"
+    if spec.refused:
+        return f"{platform} cannot be pulled: {spec.refused}"
+    version = pull.api_version or next(iter(spec.versions))
+    if version not in spec.versions:
+        return f"api_version {version!r} is not {platform}'s (known: {', '.join(spec.versions)})"
+    if why := spec.versions[version]:
+        return f"{platform} {version} cannot be pulled: {why}"
+    if pull.page_size and pull.page_size > spec.max_page_size:
+        return f"page_size {pull.page_size}: {platform} serves at most {spec.max_page_size} per page"
+    if missing := [name for name in spec.required if not getattr(pull, name)]:
+        return f"{platform} needs {', '.join(missing)}"
+    wanted = {*spec.credentials, *spec.required}
+    if unused := [name for name in _PLATFORM_SETTINGS if getattr(pull, name) and name not in wanted]:
+        return f"{', '.join(unused)} mean(s) nothing to {platform}"
+    return None
 
 
 class Tier(_Strict):
@@ -97,13 +171,7 @@ class Operations(_Strict):
     export_settle_seconds: int = Field(default=60, ge=0)  # the sensor waits until a file is this old
     failure_webhook_url: str | None = None  # run failures are POSTed here too (env LOYALTY_FAILURE_WEBHOOK_URL wins)
 
-    @field_validator("schedule_time", "freshness_deadline", mode="before")
-    @classmethod
-    def _quoted_time(cls, value: object) -> object:
-        # YAML reads an unquoted 06:00 as the base-60 integer 360: insist on a string.
-        if not isinstance(value, str | dt.time):
-            raise ValueError(f'expected a quoted local time such as "06:00", got {value!r}')
-        return value
+    _times = field_validator("schedule_time", "freshness_deadline", mode="before")(_quoted_time)
 
 
 class Program(_Strict):
@@ -200,7 +268,9 @@ def load_program(path: str | Path) -> Program:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
         )
-        raise ProgramError(f"{path}: invalid program: {problems}") from exc
+        # Not chained: the ValidationError quotes each bad input, and a credential pasted in place of its
+        # variable's name must not reach a log that way.
+        raise ProgramError(f"{path}: invalid program: {problems}") from None
 
 
 class ProgramResource(dg.ConfigurableResource):

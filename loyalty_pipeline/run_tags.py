@@ -3,7 +3,7 @@
 - `loyalty/rebuild=true`: the daily steps reuse a day built from unchanged inputs
   (warehouse/fingerprints.py); this tag rebuilds it anyway (e.g. after restoring rows by hand).
 - `loyalty/confirm_volume_change=true`: the volume checks (member count, unknown tiers, event volume)
-  pass a change outside their band: ops confirm a legitimate big change (README, "Operations").
+  pass a change outside their band: ops confirm a legitimate big change (docs/operations.md, "Checks").
 """
 
 from __future__ import annotations

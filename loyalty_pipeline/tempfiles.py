@@ -1,9 +1,10 @@
 """Temp files named for the process writing them, and removal of those whose writer is gone.
 
 Every file we publish is written under a temp name in its final folder, then renamed over the old
-one. A process killed in between leaves the temp file behind. Its name, `.<final name>.<pid>-<random>.tmp`,
-says which process wrote it; a later writer removes it once that process is gone (or is a newer
-process that reused the pid: the file is older than it), never a file a live writer is filling.
+one (`atomic_file`). A process killed in between leaves the temp file behind. Its name,
+`.<final name>.<pid>-<random>.tmp`, says which process wrote it; a later writer removes it once that
+process is gone (or is a newer process that reused the pid: the file is older than it), never a file
+a live writer is filling.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 from .processes import is_alive, started_at
 
@@ -40,3 +44,32 @@ def remove_stale(folder: Path) -> list[Path]:
         Path(entry.path).unlink(missing_ok=True)
         removed.append(Path(entry.path))
     return removed
+
+
+@contextmanager
+def atomic_file(path: Path) -> Iterator[IO[bytes]]:
+    """A binary file that appears at `path` complete, or not at all (temp file + fsync + rename)."""
+    tmp = temp_path(path)
+    try:
+        with tmp.open("wb", buffering=1 << 20) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make the rename itself durable (POSIX); a no-op where directories cannot be opened."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

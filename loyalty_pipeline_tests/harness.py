@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+from functools import cached_property
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 
 from loyalty_pipeline.definitions import build_defs
+from loyalty_pipeline.events.derive import build_events
+from loyalty_pipeline.ingest.steps import ingest_export
 from loyalty_pipeline.outbound.resources import OutboundResource
 from loyalty_pipeline.outbound.shopimind.resources import ShopiMindResource
-from loyalty_pipeline.program import ProgramResource
+from loyalty_pipeline.program import ProgramResource, load_program
 from loyalty_pipeline.settings import PROJECT_ROOT
+from loyalty_pipeline.snapshots.steps import build_deltas, build_snapshot
+from loyalty_pipeline.warehouse.connection import connect
 from loyalty_pipeline.warehouse.resources import WarehouseResource
 
 DEFAULT_PROGRAM = PROJECT_ROOT / "data" / "program.yaml"
@@ -45,9 +50,13 @@ class Pipeline:
         self.warehouse = root / "warehouse" / "loyalty.duckdb"
         self.outbound = root / "outbound"
         self.program_path = program_path
-        self.instance = dg.DagsterInstance.ephemeral()
         self.today = today
         self.defs = self.build()
+
+    @cached_property
+    def instance(self) -> dg.DagsterInstance:
+        # Made on first use (≈0.3 s: its storage's migrations): the tests that call the steps directly need none.
+        return dg.DagsterInstance.ephemeral()
 
     def resources(self) -> dict:
         return {
@@ -59,7 +68,12 @@ class Pipeline:
         }
 
     def build(self) -> dg.Definitions:
-        return build_defs(self.resources())
+        # Like a code location: the API pull's asset and job only if the program pulls.
+        try:
+            pulls = load_program(self.program_path).source.pull.enabled
+        except Exception:  # noqa: BLE001 — a broken program is the test's subject: its runs say why
+            pulls = False
+        return build_defs(self.resources(), pull=pulls)
 
     def write_accounts(self, day: str, rows: list[dict], header: list[str] = ACCOUNT_HEADER,
                        name: str = "accounts.csv") -> Path:
@@ -90,6 +104,19 @@ class Pipeline:
             raise AssertionError(f"run for {day} failed:\n{failure_messages(result)}")
         return result
 
+    def run_steps(self, day: str, today: str) -> dict:
+        """The daily steps of `day` (ingest → snapshot → deltas → events) called directly on the DuckDB file,
+        as the assets call them: no Dagster run, so no checks and no analysts' copies. The events' stats."""
+        program, date = load_program(self.program_path), dt.date.fromisoformat(day)
+        con = connect(self.warehouse)
+        try:
+            ingest_export(con, self.exports, date, program)
+            build_snapshot(con, date, program)
+            build_deltas(con, date)
+            return build_events(con, date, program, dt.date.fromisoformat(today))
+        finally:
+            con.close()
+
     def query(self, sql: str, params: dict | list | None = None) -> list[tuple]:
         con = duckdb.connect(str(self.warehouse), read_only=True)
         try:
@@ -111,3 +138,8 @@ def failure_messages(result: dg.ExecuteInProcessResult) -> str:
 
 def day(offset: int, start: dt.date = dt.date(2026, 3, 1)) -> str:
     return (start + dt.timedelta(days=offset)).isoformat()
+
+
+def table_rows(value: dg.TableMetadataValue) -> list[dict]:
+    """The rows of a table in run metadata (warehouse/metadata.py `query_table`), as dicts."""
+    return [record.data for record in value.records]

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from loyalty_pipeline.definitions import build_defs
 from loyalty_pipeline.ingest.assets import loyalty_export
@@ -16,6 +17,7 @@ from loyalty_pipeline.snapshots.assets import account_deltas, loyalty_snapshot
 from loyalty_pipeline_tests.harness import Pipeline, account
 
 
+@pytest.mark.real  # dagster loads the code location in its own process
 def test_workspace_yaml_loads_the_definitions(tmp_path: Path):
     (tmp_path / "home").mkdir()
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home")}
@@ -27,6 +29,7 @@ def test_workspace_yaml_loads_the_definitions(tmp_path: Path):
     assert "loyalty_pipeline" in proc.stdout + proc.stderr
 
 
+@pytest.mark.real  # dagster loads the code location in its own process
 def test_loading_the_code_location_raises_no_preview_beta_or_supersession_warning():
     """Such a warning is silenced only where the API is used, with the reason (partitions.py,
     snapshots/assets.py, operations/freshness.py): a new one fails here instead of scrolling by."""

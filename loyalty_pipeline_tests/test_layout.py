@@ -3,7 +3,7 @@ and lazy imports inside functions count as much as the ones at the top).
 
 The package `loyalty_pipeline` is made of
 - the stages, in the order data walks: ingest → snapshots → events → outbound;
-- the shared infrastructure: settings, program, partitions, run_tags, processes, tempfiles, warehouse;
+- the shared infrastructure: settings, program, partitions, run_tags, processes, tempfiles, warehouse, httpapi;
 - what assembles and runs them: definitions, cli, operations;
 - devtools: the emulator, the simulator, the benchmark, the demo.
 
@@ -35,7 +35,7 @@ from loyalty_pipeline.ingest.platforms import PLATFORMS
 
 ROOT = Path(loyalty_pipeline.__file__).parent
 STAGES = ["ingest", "snapshots", "events", "outbound"]
-INFRASTRUCTURE = {"settings", "program", "partitions", "run_tags", "processes", "tempfiles", "warehouse"}
+INFRASTRUCTURE = {"settings", "program", "partitions", "run_tags", "processes", "tempfiles", "warehouse", "httpapi"}
 ASSEMBLY = {"definitions", "cli", "operations"}
 DEVTOOLS = "devtools"
 PROGRAM_READS = {"loyalty_pipeline.ingest.platforms", "loyalty_pipeline.ingest.columns"}

@@ -40,7 +40,7 @@ def cmd_emulator(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(members=args.members, days=args.days, platform=args.platform)
+    return run_demo(members=args.members, days=args.days, platform=args.platform, pull=args.pull)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -52,6 +52,8 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--days", type=int, default=14)
     demo.add_argument("--platform", choices=simulated_platforms(), default=None,
                       help="export shape to simulate and read (default: program.yaml source.platform)")
+    demo.add_argument("--pull", action="store_true",
+                      help="pull each day from a local API stand-in (with --platform loyaltylion) instead of files")
     demo.set_defaults(func=cmd_demo)
 
     gen = sub.add_parser("generate-sample", help="write simulated daily exports")

@@ -17,7 +17,7 @@ from ..partitions import daily_partitions, day_check, partition_day
 from ..program import ProgramResource
 from ..run_tags import CONFIRM_TAG, HOW_TO_CONFIRM, rebuild_requested, volume_confirmed
 from ..warehouse.connection import WAREHOUSE_POOL
-from ..warehouse.metadata import counts, md_query, md_table
+from ..warehouse.metadata import counts, query_table, rows_table
 from ..warehouse.resources import WarehouseResource
 from .steps import build_deltas, build_snapshot, snapshot_figures
 
@@ -41,7 +41,7 @@ def loyalty_snapshot(
         except ExportError as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
         warehouse.publish(con, ["snapshots", "quarantine", "activities"], day, stats["built_at"])
-        preview = md_query(
+        preview = query_table(
             con,
             "SELECT kind, source_line, customer_id, field, value, reason FROM quarantine "
             "WHERE snapshot_date = $day ORDER BY kind, source_line LIMIT 10", {"day": day})
@@ -130,7 +130,7 @@ def tiers_known(context: dg.AssetCheckExecutionContext, program: ProgramResource
     # Each spelling as the export wrote it, with its rows (the most frequent): what ops add as an alias.
     unknown, spellings = figures["unknown_tiers"]["rows"], figures["unknown_tiers"]["top"]
     more = figures["unknown_tiers"]["spellings"] - len(spellings)
-    values = md_table(["raw_tier", "rows"], spellings)
+    values = rows_table([("raw_tier", "VARCHAR"), ("rows", "BIGINT")], spellings)
     share = unknown / raw if raw else 0.0
     tolerated = share <= max_share or unknown <= floor
     confirmed = volume_confirmed(context)
@@ -194,7 +194,7 @@ def account_deltas(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         except ExportError as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
         warehouse.publish(con, ["account_deltas"], day, stats["built_at"])
-        matrix = md_query(
+        matrix = query_table(
             con,
             "SELECT coalesce(tier_before, '(none)') AS tier_before, coalesce(tier_after, '(none)') "
             "AS tier_after, count(*) AS members FROM account_deltas "

@@ -1,23 +1,29 @@
-"""Small helpers for run metadata: numbers the UI can plot, Markdown a person can read."""
+"""Small helpers for run metadata: numbers the UI can plot, tables a person can read."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
 
 import dagster as dg
 import duckdb
 
+_CELL_TYPES = (str, int, float, bool)  # what a TableRecord holds; anything else (dates, lists…) as text
 
-def md_query(con: duckdb.DuckDBPyConnection, query: str, params: dict | None = None) -> dg.MetadataValue:
-    """A query's result as a Markdown table (keep it small: LIMIT in the query)."""
+
+def query_table(con: duckdb.DuckDBPyConnection, query: str, params: dict | None = None) -> dg.TableMetadataValue:
+    """A query's result as a table in the UI, its columns typed as DuckDB types them, so an empty result still
+    shows them (keep it small: LIMIT in the query)."""
     cur = con.execute(query, params or {})
-    return md_table([d[0] for d in cur.description], cur.fetchall())
+    return rows_table([(name, str(kind)) for name, kind, *_ in cur.description], cur.fetchall())
 
 
-def md_table(names: list[str], rows: list) -> dg.MetadataValue:
-    """Rows as a Markdown table under `names` (keep it small)."""
-    lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
-    lines += ["| " + " | ".join("" if v is None else str(v).replace("|", "\\|") for v in row) + " |"
-              for row in rows]
-    return dg.MetadataValue.md("\n".join(lines) if rows else "_none_")
+def rows_table(columns: Sequence[tuple[str, str]], rows: Iterable[Sequence]) -> dg.TableMetadataValue:
+    """Rows under (name, type) columns as a table in the UI: figures a step recorded, shown like a query's."""
+    schema = dg.TableSchema([dg.TableColumn(name, kind) for name, kind in columns])
+    names = [column.name for column in schema.columns]
+    records = [dg.TableRecord({name: v if v is None or isinstance(v, _CELL_TYPES) else str(v)
+                               for name, v in zip(names, row, strict=True)}) for row in rows]
+    return dg.MetadataValue.table(records, schema)
 
 
 def counts(prefix: str, mapping: dict) -> dict[str, int]:

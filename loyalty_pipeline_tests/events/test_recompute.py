@@ -134,6 +134,7 @@ def test_any_order_of_recomputation_gives_the_same_events(tmp_path: Path, seed: 
     shuffled.close()
 
 
+@pytest.mark.real  # long scenario: every day re-run through the job in random orders
 def test_recomputing_days_through_the_job_in_random_order_keeps_every_key(tmp_path: Path):
     rng = random.Random(5)
     pipeline = Pipeline(tmp_path, today=TODAY.isoformat())

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
 import yaml
 
+from loyalty_pipeline.ingest.files import ExportError
+from loyalty_pipeline.ingest.steps import ingest_export
+from loyalty_pipeline.program import load_program
+from loyalty_pipeline.snapshots.steps import build_snapshot
+from loyalty_pipeline.warehouse.connection import connect
 from loyalty_pipeline_tests.harness import DEFAULT_PROGRAM, Pipeline
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -47,6 +54,29 @@ def counts(pipeline: Pipeline, day: str) -> tuple[int, int, int]:
         {"d": day})[0]
 
 
+@dataclass
+class Day:
+    """What the ingest and snapshot steps made of a day: done, or the message the day failed with."""
+
+    success: bool
+    message: str = ""  # the ExportError: what loyalty_export / loyalty_snapshot fail the run with
+    stats: dict = field(default_factory=dict)  # build_snapshot's
+
+
+def ingest_day(pipeline: Pipeline, day: str) -> Day:
+    """The steps of loyalty_export and loyalty_snapshot called directly on the pipeline's DuckDB file, as the
+    assets call them, without a Dagster run: for tests about what a file becomes (run_ingest has the checks)."""
+    program, date = load_program(pipeline.program_path), dt.date.fromisoformat(day)
+    con = connect(pipeline.warehouse)
+    try:
+        ingest_export(con, pipeline.exports, date, program)
+        return Day(success=True, stats=build_snapshot(con, date, program))
+    except ExportError as exc:
+        return Day(success=False, message=str(exc))
+    finally:
+        con.close()
+
+
 def run_ingest(pipeline: Pipeline, day: str) -> dg.ExecuteInProcessResult:
     """The real daily job, limited to loyalty_export + loyalty_snapshot (and their checks)."""
     job = pipeline.defs.resolve_job_def("daily_job")
@@ -62,3 +92,16 @@ def run_with_tags(pipeline: Pipeline, day: str, tags: dict) -> dg.ExecuteInProce
                      & job.asset_layer.executable_asset_keys)
     return job.execute_in_process(partition_key=day, instance=pipeline.instance, tags=tags,
                                   raise_on_error=False, asset_selection=selection)
+
+
+def derived_tables(con) -> dict[str, list[tuple]]:
+    """What the days made of an export, sorted, without file lineage (so that two ways of delivering the
+    same objects compare equal): snapshots, quarantine, deltas, events."""
+    def rows(sql: str) -> list[tuple]:
+        return con.execute(sql + " ORDER BY ALL").fetchall()
+    return {
+        "snapshots": rows("SELECT * EXCLUDE (source_file, source_line) FROM snapshots"),
+        "quarantine": rows("SELECT snapshot_date, customer_id, field, value, reason FROM quarantine"),
+        "account_deltas": rows("SELECT * FROM account_deltas"),
+        "events": rows("SELECT snapshot_date, code_name, customer_id, metadata::VARCHAR, status FROM loyalty_events"),
+    }

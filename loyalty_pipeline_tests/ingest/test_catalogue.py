@@ -2,8 +2,9 @@
 
 Every case ends either with its rows in `snapshots` / `quarantine` (the reason naming file, line,
 field and value; raw = snapshot + quarantine) or as a failed day whose message says what to fix and
-which wrote nothing. Each case writes a real export file and runs the real daily job (ingest and
-snapshot assets with their checks; the whole job for the volume collapse).
+which wrote nothing. Each case writes a real export file and calls the ingest and snapshot steps on a
+real DuckDB file, as their assets do (helpers.ingest_day: the fast layer, no Dagster run). The cases about
+a check run the real daily job: the unknown tier (tiers_known) and the volume collapse (the whole job).
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import yaml
 
 from loyalty_pipeline.program import ProgramError, load_program
 from loyalty_pipeline.run_tags import CONFIRM_TAG
-from loyalty_pipeline_tests.harness import DEFAULT_PROGRAM, Pipeline, failure_messages
-from loyalty_pipeline_tests.ingest.helpers import counts, run_ingest, run_with_tags
+from loyalty_pipeline_tests.harness import DEFAULT_PROGRAM, Pipeline
+from loyalty_pipeline_tests.ingest.helpers import counts, ingest_day, run_ingest, run_with_tags
 from loyalty_pipeline_tests.operations.helpers import checks_of, materialized
 
 DAY = "2026-03-10"
@@ -117,14 +118,14 @@ def write(pipeline: Pipeline, shape: str, content: str | bytes, day: str = DAY) 
 
 
 def ingest(tmp_path: Path, shape: str, rows: list[dict], **source) -> Pipeline:
-    """Write `rows`, run the day, check it succeeded and reconciles; the pipeline for more checks."""
+    """Write `rows`, ingest the day, check it succeeded and reconciles; the pipeline for more checks."""
     pipeline = pipeline_for(tmp_path, shape, **source)
     path = write(pipeline, shape, render(shape, rows))
-    result = run_ingest(pipeline, DAY)
-    assert result.success, failure_messages(result)
-    raw, members, quarantined = counts(pipeline, DAY)
+    day = ingest_day(pipeline, DAY)
+    assert day.success, day.message
+    raw, members, quarantined = counts(pipeline, DAY)  # the query of the rows_reconcile check
     assert raw == len(rows) == members + quarantined
-    assert checks_of(result)["rows_reconcile"].passed
+    assert day.stats["reconciles"]
     assert {r[0] for r in pipeline.query("SELECT DISTINCT source_file FROM quarantine")} <= {str(path)}
     return pipeline
 
@@ -138,12 +139,12 @@ def snapshot(pipeline: Pipeline, columns: str) -> list[tuple]:
 
 
 def fails(tmp_path: Path, shape: str, content: str | bytes, *expected: str, **source) -> str:
-    """Write `content`, run the day: it fails, naming the file and `expected`, and writes nothing."""
+    """Write `content`, ingest the day: it fails, naming the file and `expected`, and writes nothing."""
     pipeline = pipeline_for(tmp_path, shape, **source)
     path = write(pipeline, shape, content)
-    result = run_ingest(pipeline, DAY)
-    message = failure_messages(result)
-    assert not result.success
+    day = ingest_day(pipeline, DAY)
+    message = day.message
+    assert not day.success
     assert str(path) in message, message
     for text in expected:
         assert text in message, message
@@ -334,7 +335,7 @@ def test_extra_unknown_columns_are_ignored(tmp_path, shape):
 def test_a_bom_is_skipped(tmp_path, shape):
     pipeline = pipeline_for(tmp_path, shape)
     write(pipeline, shape, b"\xef\xbb\xbf" + render(shape, [member(shape, "C1"), member(shape, "C2")]).encode())
-    assert run_ingest(pipeline, DAY).success
+    assert ingest_day(pipeline, DAY).success
     assert snapshot(pipeline, "customer_id, source_line") == [("C1", line(shape, 0)), ("C2", line(shape, 1))]
 
 
@@ -348,7 +349,7 @@ def _cp1252_rows(shape: str) -> list[dict]:
 def test_windows_1252_is_decoded_when_configured(tmp_path, shape):
     pipeline = pipeline_for(tmp_path, shape, encoding="windows-1252")
     write(pipeline, shape, render(shape, _cp1252_rows(shape)).encode("cp1252"))
-    assert run_ingest(pipeline, DAY).success
+    assert ingest_day(pipeline, DAY).success
     assert snapshot(pipeline, "customer_id, email, tier") == [
         ("C1", "chloé@example.fr", "Platinum"), ("C2", "c2@example.com", "Bronze")]
 
@@ -422,7 +423,7 @@ def test_yotpo_csv_headers_are_mapped_in_program_yaml(tmp_path):
     rows = [{("Lifetime Pts" if k == "Points Earned" else k): v for k, v in r.items()} for r in rows]
     pipeline = pipeline_for(tmp_path, "yotpo_csv", column_map={"Lifetime Pts": "lifetime_points"})
     write(pipeline, "yotpo_csv", render("yotpo_csv", rows))
-    assert run_ingest(pipeline, DAY).success
+    assert ingest_day(pipeline, DAY).success
     assert snapshot(pipeline, "customer_id, lifetime_points") == [("C1", 150)]
 
 

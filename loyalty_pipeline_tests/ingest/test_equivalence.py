@@ -1,5 +1,6 @@
 """The same simulated program, exported canonically and in each platform's shape, gives the same
-snapshots, deltas, events and quarantine (table to table, lineage columns aside)."""
+snapshots, deltas, events and quarantine (table to table, lineage columns aside). Each day goes through
+the daily steps, called directly on a real DuckDB file (Pipeline.run_steps)."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def _simulate_and_run(pipeline: Pipeline, platform: str, fmt: str) -> dict[str, 
     generate_sample(pipeline.exports, members=MEMBERS, days=DAYS, end=END, fmt=fmt, platform=platform,
                     bad_row_rate=BAD_ROW_RATE, program=load_program(pipeline.program_path))
     for i in range(DAYS):
-        pipeline.run((END - dt.timedelta(days=DAYS - 1 - i)).isoformat())
+        pipeline.run_steps((END - dt.timedelta(days=DAYS - 1 - i)).isoformat(), today=END.isoformat())
     return {name: pipeline.query(f"{query} ORDER BY ALL") for name, query in TABLES.items()}
 
 

@@ -1,7 +1,7 @@
 """Inputs an adversary (or an odd export) brings, beyond the catalogue (issue 13, ingest side).
 
-Same rules as test_catalogue.py: every case writes a real export (under a real path) and runs the
-real daily job (ingest and snapshot assets with their checks), then reads the DuckDB file. A row
+Same rules as test_catalogue.py: every case writes a real export (under a real path) and calls the
+ingest and snapshot steps on a real DuckDB file, as their assets do (helpers.ingest_day), then reads it. A row
 ends in `snapshots` or `quarantine` (file, line, field, value, reason; raw = snapshot + quarantine);
 a file that cannot be read fails the day naming the file and what to fix, and writes nothing.
 """
@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from loyalty_pipeline.program import ProgramError, load_program
-from loyalty_pipeline_tests.harness import ACCOUNT_HEADER, Pipeline, account, failure_messages
-from loyalty_pipeline_tests.ingest.helpers import counts, run_ingest
+from loyalty_pipeline_tests.harness import ACCOUNT_HEADER, Pipeline, account
+from loyalty_pipeline_tests.ingest.helpers import counts, ingest_day
 from loyalty_pipeline_tests.ingest.test_catalogue import (
     DAY,
     fails,
@@ -81,8 +81,8 @@ def fails_as(tmp_path: Path, shape: str, content: str | bytes, *expected: str) -
 
 
 def succeeds(pipeline: Pipeline, raw: int) -> None:
-    result = run_ingest(pipeline, DAY)
-    assert result.success, failure_messages(result)
+    day = ingest_day(pipeline, DAY)
+    assert day.success, day.message
     assert counts(pipeline, DAY)[0] == raw
     assert sum(counts(pipeline, DAY)[1:]) == raw  # raw = snapshot + quarantine
 
@@ -127,9 +127,9 @@ def test_a_conflict_the_column_map_does_not_settle_fails_naming_both_headers(tmp
         content = render(shape, rows)
     pipeline = pipeline_for(tmp_path, shape, column_map=column_map)
     path = write_export(pipeline, "accounts.csv", content)
-    result = run_ingest(pipeline, DAY)
-    message = failure_messages(result)
-    assert not result.success
+    day = ingest_day(pipeline, DAY)
+    message = day.message
+    assert not day.success
     assert str(path) in message and "'Shopify ID', 'Customer Ref' could all be customer_id" in message, message
     assert pipeline.table("raw_accounts", DAY) == []
 
@@ -207,7 +207,6 @@ def test_an_exports_root_is_a_path_never_a_pattern(tmp_path, fmt, root, sibling)
     # DuckDB would read `ex*` as a pattern matching `exfoo` too, and `e[x]` as one matching `ex`.
     pipeline = Pipeline(tmp_path)
     pipeline.exports = tmp_path / root
-    pipeline.defs = pipeline.build()
     for folder, ids in ((pipeline.exports, ["C1"]), (sibling and tmp_path / sibling, ["X1", "X2"])):
         if folder:
             path = folder / DAY / f"accounts.{fmt}"

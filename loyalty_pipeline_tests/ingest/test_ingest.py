@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 
 import pytest
@@ -17,6 +18,14 @@ def test_partition_is_the_business_date_not_the_run_date(pipeline: Pipeline):
     pipeline.run(DAY)  # runs "today" (2026-11), processes the export dated 2026-03-10
     assert pipeline.query("SELECT DISTINCT snapshot_date::VARCHAR FROM snapshots") == [(DAY,)]
     assert pipeline.query("SELECT snapshot_date::VARCHAR, rows FROM export_files") == [(DAY, 2)]
+
+
+def test_the_lineage_names_the_file_by_its_own_sha256(pipeline: Pipeline):
+    """What `sha256sum` prints for the file as the vendor sent it: how ops match a day to a file."""
+    path = pipeline.write_accounts(DAY, [account(f"C{i}") for i in range(30_000)])  # 2 MB: read in pieces
+    pipeline.run(DAY)
+    expected = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert pipeline.query("SELECT sha256, bytes FROM export_files") == [(expected, path.stat().st_size)]
 
 
 def test_a_missing_export_fails_naming_the_expected_paths(pipeline: Pipeline):

@@ -24,7 +24,7 @@ from loyalty_pipeline.program import load_program
 from loyalty_pipeline.snapshots.steps import build_deltas, build_snapshot
 from loyalty_pipeline.warehouse.connection import connect
 from loyalty_pipeline_tests.harness import Pipeline
-from loyalty_pipeline_tests.ingest.helpers import FIXTURES, program_for
+from loyalty_pipeline_tests.ingest.helpers import FIXTURES, derived_tables, program_for
 from loyalty_pipeline_tests.outbound.shopimind.helpers import shopimind_for
 
 VENDORS = FIXTURES / "vendors"
@@ -57,14 +57,7 @@ def run(root: Path, platform: str, folder: str, *, shuffle: int | None = None) -
             build_snapshot(con, day, program)
             build_deltas(con, day)
             out["held_back"][day] = build_events(con, day, program, TODAY)["held_back"]
-        out |= {
-            "snapshots": con.execute("SELECT * EXCLUDE (source_file, source_line) FROM snapshots "
-                                     "ORDER BY ALL").fetchall(),
-            "quarantine": con.execute("SELECT snapshot_date, customer_id, field, value, reason FROM quarantine "
-                                      "ORDER BY ALL").fetchall(),
-            "account_deltas": con.execute("SELECT * FROM account_deltas ORDER BY ALL").fetchall(),
-            "events": con.execute("SELECT snapshot_date, code_name, customer_id, metadata::VARCHAR, status "
-                                  "FROM loyalty_events ORDER BY ALL").fetchall(),
+        out |= derived_tables(con) | {
             "rows": {day: con.execute(SNAPSHOT, {"d": day}).fetchall() for day in (D1, D2, D3)},
         }
     finally:

@@ -1,4 +1,4 @@
-"""The five analyst queries of the README run against the analysts' catalog of a real pipeline run."""
+"""The five analyst queries of docs/analysts.md run against the analysts' catalog of a real pipeline run."""
 
 from __future__ import annotations
 
@@ -16,14 +16,12 @@ from loyalty_pipeline_tests.harness import DEFAULT_PROGRAM, Pipeline, account
 from loyalty_pipeline_tests.operations.helpers import program_with
 
 
-def readme_queries() -> list[str]:
-    readme = (PROJECT_ROOT / "README.md").read_text()
-    section = readme.split("### Analysts", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"```sql\n(.*?)```", section, flags=re.S)
+def documented_queries() -> list[str]:
+    return re.findall(r"```sql\n(.*?)```", (PROJECT_ROOT / "docs" / "analysts.md").read_text(), flags=re.S)
 
 
-def test_the_readme_analyst_queries_answer_from_analytics_duckdb(tmp_path: Path):
-    queries = readme_queries()
+def test_the_documented_analyst_queries_answer_from_analytics_duckdb(tmp_path: Path):
+    queries = documented_queries()
     assert len(queries) == 5
     yesterday = dt.datetime.now(load_program(DEFAULT_PROGRAM).tz).date() - dt.timedelta(days=1)
     days = [(yesterday - dt.timedelta(days=1)).isoformat(), yesterday.isoformat()]

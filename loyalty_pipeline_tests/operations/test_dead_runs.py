@@ -118,6 +118,7 @@ def freeze_holding_the_slot(instance: dg.DagsterInstance, cli: Cli) -> str:
         time.sleep(0.01)
 
 
+@pytest.mark.real  # loyalty-pipeline processes frozen and killed
 def test_a_run_killed_while_holding_the_slot_blocks_no_later_run(setup):
     root, emulator, instance = setup
     first = Cli(root, emulator)
@@ -142,6 +143,7 @@ def test_a_run_killed_while_holding_the_slot_blocks_no_later_run(setup):
     assert claimed(instance) == []
 
 
+@pytest.mark.real  # loyalty-pipeline processes frozen and killed
 def test_a_run_waiting_for_the_slot_says_for_which_run_and_stops_on_sigterm(setup):
     root, emulator, instance = setup
     holder = Cli(root, emulator)
@@ -180,6 +182,7 @@ def finished_pid() -> int:
     return child.pid
 
 
+@pytest.mark.real  # the pids of processes that ended
 def test_the_reaper_sensor_fails_daemon_runs_whose_process_is_gone(instance: dg.DagsterInstance):
     """What the daemon does: runs whose worker is gone (a dead pid, or a live pid that is another
     process now) are failed and their slots freed; a live run and a run on another host are not."""

@@ -29,6 +29,8 @@ from loyalty_pipeline.program import load_program
 from loyalty_pipeline_tests.harness import ACCOUNT_HEADER, DEFAULT_PROGRAM, account
 from loyalty_pipeline_tests.operations.servers import DagsterServers
 
+pytestmark = pytest.mark.real  # dagster-webserver, dagster-daemon and Chromium, in their own processes
+
 
 def _missed_days() -> list[str]:
     # Up to yesterday in the program's zone: the last partition, so nothing after it joins the backfill

@@ -8,10 +8,13 @@ from collections import Counter
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from loyalty_pipeline.devtools.emulator import EMULATOR_API_KEY, Emulator
 from loyalty_pipeline.outbound.shopimind.resources import ShopiMindResource
 from loyalty_pipeline_tests.harness import Pipeline, account, day, failure_messages
+
+pytestmark = pytest.mark.real  # long scenario: a week relaunched through the sensor and Dagster runs
 
 
 def land(pipe: Pipeline, partition: str, rows: list[dict], age_s: float) -> None:

@@ -74,6 +74,7 @@ def test_the_schedule_time_and_the_deadline_come_from_program_yaml(tmp_path):
     assert freshness_params(defs) == [{"deadline_cron": "15 10 * * *", "timezone": "Europe/Paris"}] * 7
 
 
+@pytest.mark.real  # the code location loaded in a fresh process
 def test_the_code_location_reads_the_program_named_by_loyalty_program(tmp_path):
     """As `dagster dev` or the daemon load it: program.yaml is the file LOYALTY_PROGRAM names, read when the
     code location loads (partitions, schedule, freshness deadline)."""

@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from loyalty_pipeline.warehouse.analytics import catalog_path, publish_day
 from loyalty_pipeline_tests.harness import Pipeline, account
@@ -25,6 +26,7 @@ ANALYST = textwrap.dedent("""
 """)
 
 
+@pytest.mark.real  # an analyst's session in its own process
 def test_an_open_analyst_connection_never_blocks_a_run_and_sees_the_new_day(pipeline: Pipeline):
     pipeline.write_accounts("2026-04-01", [account("C1"), account("C2")])
     pipeline.write_accounts("2026-04-02", [account("C1"), account("C2"), account("C3")])
@@ -62,6 +64,7 @@ KILLED_ANALYST = textwrap.dedent("""
 """)
 
 
+@pytest.mark.real  # an analyst's session killed with SIGKILL
 def test_a_killed_read_write_analyst_session_cannot_break_the_catalog(tmp_path: Path):
     """A session killed on analytics.duckdb leaves a WAL that no longer matches once the catalog is
     rebuilt; the rebuild removes it (and a killed rebuild's own temp files), so readers still open it."""

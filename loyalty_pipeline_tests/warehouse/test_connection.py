@@ -61,6 +61,7 @@ def test_a_failing_rollback_never_hides_the_error_that_stopped_the_transaction(t
     con.close()
 
 
+@pytest.mark.real  # another process holds the DuckDB file
 def test_a_writer_waits_until_another_process_releases_the_file(tmp_path: Path):
     path = tmp_path / "a.duckdb"
     holder = held_by_another_process(path, seconds=1.0)
@@ -72,6 +73,7 @@ def test_a_writer_waits_until_another_process_releases_the_file(tmp_path: Path):
     assert 0.5 < waited < 10   # it waited for the lock, and polled often enough to take it soon after
 
 
+@pytest.mark.real  # another process holds the DuckDB file
 def test_a_lock_past_the_timeout_says_what_to_do_and_other_errors_are_not_retried(tmp_path: Path):
     path = tmp_path / "a.duckdb"
     holder = held_by_another_process(path, seconds=60)

@@ -13,8 +13,8 @@
   assets (what a re-run of the day's job does); the orchestrator counts requests.
 
 The emulator runs in its own process (emulator_proc), a fresh one for the pipeline and for the raw
-loop, so both start from the same empty state; its CPU use is reported: a stdlib
-ThreadingHTTPServer behind one lock and the GIL, it can be the bottleneck of both.
+loop, so both start from the same empty state; its CPU use is reported: one uvicorn event loop
+behind one lock, it can be the bottleneck of both.
 """
 
 from __future__ import annotations

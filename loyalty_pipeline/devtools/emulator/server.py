@@ -1,5 +1,5 @@
-"""The emulator over real HTTP on 127.0.0.1 (stdlib `ThreadingHTTPServer`, keep-alive): the /v1 routes
-of store.py behind the API key, and control/inspection routes under /_emulator/ that need none.
+"""The emulator over real HTTP on 127.0.0.1: a Starlette app served by uvicorn (keep-alive, devtools/local_server.py),
+with the /v1 routes of store.py behind the API key, and control/inspection routes under /_emulator/ that need none.
 
 `Emulator` serves it on a background thread (tests, `make demo`); `serve` in the foreground (the
 `loyalty-devtools emulator` command).
@@ -7,18 +7,24 @@ of store.py behind the API key, and control/inspection routes under /_emulator/ 
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hmac
 import json
 import logging
-import re
-import socket
-import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote
 
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ..local_server import LocalServer, Unanswered
 from .contract import ApiError, Json, Query, Reply, error_body, require_object
 from .store import EMULATOR_API_KEY, EmulatorConfig, Store
 
@@ -52,17 +58,32 @@ _V1_ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/v1/events/histories", lambda s, p, q, b: s.list_histories(q)),
     ("POST", "/v1/events/trigger/{code_name}", lambda s, p, q, b: s.trigger_event(p[0], b)),
 ]
-_COMPILED_ROUTES = [
-    (method, re.compile("^" + re.sub(r"\{\w+\}", "([^/]+)", template) + "/?$"), template, handler)
-    for method, template, handler in _V1_ROUTES
+_CONTROL_ROUTES: list[tuple[str, str, Callable[[Store, Json], Json]]] = [
+    ("GET", "/_emulator/state", lambda s, b: s.snapshot()),
+    ("POST", "/_emulator/config", lambda s, b: {"config": s.configure(require_object(b or {}, "body"))}),
+    ("POST", "/_emulator/contacts", lambda s, b: {"contacts": s.seed_contacts(b)}),
+    ("POST", "/_emulator/reset", lambda s, b: s.reset() or {"reset": True}),
 ]
+_METHODS = ["GET", "POST", "PATCH", "PUT", "DELETE"]  # what the catch-all routes answer (404)
+
+class _Json(Response):
+    media_type = "application/json; charset=utf-8"
+
+    def render(self, content: Json) -> bytes:
+        return json.dumps(content, ensure_ascii=False).encode()  # NaN allowed: bodies echo what clients sent
 
 
-def _match_route(method: str, path: str) -> tuple[str | None, tuple[str, ...], Handler | None]:
-    for route_method, pattern, template, handler in _COMPILED_ROUTES:
-        if route_method == method and (match := pattern.match(path)):
-            return template, tuple(unquote(g) for g in match.groups()), handler
-    return None, (), None
+class _ExpressPaths:
+    """Route as the real API (NestJS on Express) does: on the raw path, a trailing slash ignored, the matched
+    parameters percent-decoded afterwards (an encoded "/" stays inside its parameter)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope["path"] = scope["raw_path"].decode("latin-1").rstrip("/") or "/"
+        await self.app(scope, receive, send)
 
 
 def _parse_json(raw: bytes) -> Json:
@@ -74,147 +95,66 @@ def _parse_json(raw: bytes) -> Json:
         raise ApiError(400, "body is not valid JSON") from None
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128  # many concurrent clients connecting at once
-
-    def __init__(self, address: tuple[str, int], store: Store) -> None:
-        self.store = store
-        self.open_connections: set[socket.socket] = set()
-        self.connections_lock = threading.Lock()
-        super().__init__(address, _RequestHandler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        log.debug("emulator connection error from %s", client_address, exc_info=True)  # e.g. client resets
-
-    def close_open_connections(self) -> None:
-        """Keep-alive connections would otherwise keep being served after stop()."""
-        with self.connections_lock:
-            for conn in self.open_connections:
-                try:
-                    conn.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+def _authorized(request: Request, store: Store) -> bool:
+    given = request.headers.get("spm-api-key") or ""
+    return hmac.compare_digest(given.encode(), store.api_key.encode())
 
 
-class _RequestHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive; every reply carries Content-Length
-    timeout = 60  # drop idle keep-alive connections
-    disable_nagle_algorithm = True  # headers and body are separate writes: avoid the 40 ms delayed-ACK stall
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        with self.server.connections_lock:
-            self.server.open_connections.add(self.connection)
-
-    def finish(self) -> None:
-        with self.server.connections_lock:
-            self.server.open_connections.discard(self.connection)
-        super().finish()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # quiet; nothing here may ever include the API key
-
-    def do_GET(self) -> None:
-        self._handle("GET")
-
-    def do_POST(self) -> None:
-        self._handle("POST")
-
-    def do_PATCH(self) -> None:
-        self._handle("PATCH")
-
-    def do_PUT(self) -> None:
-        self._handle("PUT")
-
-    def do_DELETE(self) -> None:
-        self._handle("DELETE")
-
-    def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            self.close_connection = True  # unsupported framing: the stream cannot be resynchronised
-            raise ApiError(411, "Content-Length required")
-        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
-
-    def _send(self, status: int, body: Json, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(body, ensure_ascii=False).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _handle(self, method: str) -> None:
-        url = urlsplit(self.path)
+async def _api(request: Request, template: str | None, handler: Handler | None) -> Response:
+    """One /v1 request: injected faults first (as a gateway would), then the key, then the route."""
+    store: Store = request.app.state.store
+    method, route = request.method, f"{request.method} {template or '(unmatched)'}"
+    raw = await request.body()
+    if store.config.latency_ms:
+        await asyncio.sleep(store.config.latency_ms / 1000)
+    headers: dict[str, str] = {}
+    lose = False
+    with store.lock:
         try:
-            raw = self._read_body()  # always drained first so keep-alive stays in sync on early errors
+            fault, lose = store.admit(is_write=method != "GET")
+            if fault:
+                status, body, headers = fault
+            elif not _authorized(request, store):
+                raise ApiError(401, "Invalid or missing API key")  # never echo the key
+            elif handler is None:
+                raise ApiError(404, f"Cannot {method} {request.scope['raw_path'].decode('latin-1')}")
+            else:
+                params = tuple(unquote(value) for value in request.path_params.values())
+                query = parse_qs(request.scope["query_string"].decode("latin-1"))
+                status, body = handler(store, params, query, _parse_json(raw))
         except ApiError as exc:
-            self._send(exc.status, error_body(exc.status, exc.message))
-            return
-        if url.path.startswith("/_emulator/"):
-            self._control(method, url.path, raw)
-        else:
-            self._api(method, url.path, parse_qs(url.query), raw)
+            status, body = exc.status, error_body(exc.status, exc.message, **exc.extra)
+        except Exception:
+            log.exception("emulator error on %s", route)
+            status, body = 500, error_body(500, "Internal server error")
+        lose = lose and status < 300  # only an applied write can lose its answer
+        store.count(route, "lost" if lose else status)
+    return Unanswered() if lose else _Json(body, status, headers)
 
-    def _authorized(self) -> bool:
-        given = self.headers.get("spm-api-key") or ""
-        return hmac.compare_digest(given.encode(), self.server.store.api_key.encode())
 
-    def _api(self, method: str, path: str, query: Query, raw: bytes) -> None:
-        store = self.server.store
-        template, params, handler = _match_route(method, path)
-        route = f"{method} {template or '(unmatched)'}"
-        if store.config.latency_ms:
-            time.sleep(store.config.latency_ms / 1000)
-        headers: dict[str, str] = {}
-        lose = False
+async def _control(request: Request, action: Callable[[Store, Json], Json] | None) -> Response:
+    store: Store = request.app.state.store
+    try:
+        body = _parse_json(await request.body())
+        if action is None:
+            raise ApiError(404, f"Cannot {request.method} {request.scope['raw_path'].decode('latin-1')}")
         with store.lock:
-            try:
-                fault, lose = store.admit(is_write=method != "GET")
-                if fault:
-                    status, body, headers = fault
-                elif not self._authorized():
-                    raise ApiError(401, "Invalid or missing API key")  # never echo the key
-                elif handler is None:
-                    raise ApiError(404, f"Cannot {method} {path}")
-                else:
-                    status, body = handler(store, params, query, _parse_json(raw))
-            except ApiError as exc:
-                status, body = exc.status, error_body(exc.status, exc.message, **exc.extra)
-            except Exception:
-                log.exception("emulator error on %s", route)
-                status, body = 500, error_body(500, "Internal server error")
-            lose = lose and status < 300  # only an applied write can lose its answer
-            store.count(route, "lost" if lose else status)
-        if lose:
-            # The write is applied; closing without a byte makes the client see a transport error.
-            self.close_connection = True
-            return
-        self._send(status, body, headers)
+            return _Json(action(store, body))
+    except ApiError as exc:
+        return _Json(error_body(exc.status, exc.message), exc.status)
 
-    def _control(self, method: str, path: str, raw: bytes) -> None:
-        store = self.server.store
-        try:
-            body = _parse_json(raw)
-            with store.lock:
-                if (method, path) == ("GET", "/_emulator/state"):
-                    result = store.snapshot()
-                elif (method, path) == ("POST", "/_emulator/config"):
-                    result = {"config": store.configure(require_object(body or {}, "body"))}
-                elif (method, path) == ("POST", "/_emulator/contacts"):
-                    result = {"contacts": store.seed_contacts(body)}
-                elif (method, path) == ("POST", "/_emulator/reset"):
-                    store.reset()
-                    result = {"reset": True}
-                else:
-                    raise ApiError(404, f"Cannot {method} {path}")
-        except ApiError as exc:
-            self._send(exc.status, error_body(exc.status, exc.message))
-            return
-        self._send(200, result)
+
+def _app(store: Store) -> Starlette:
+    # Routes are tried in order; the catch-alls take what no route fully matches (a wrong method included).
+    routes = [
+        *(Route(t, functools.partial(_api, template=t, handler=h), methods=[m]) for m, t, h in _V1_ROUTES),
+        *(Route(t, functools.partial(_control, action=a), methods=[m]) for m, t, a in _CONTROL_ROUTES),
+        Route("/_emulator/{rest:path}", functools.partial(_control, action=None), methods=_METHODS),
+        Route("/{rest:path}", functools.partial(_api, template=None, handler=None), methods=_METHODS),
+    ]
+    app = Starlette(routes=routes, middleware=[Middleware(_ExpressPaths)])
+    app.state.store = store
+    return app
 
 
 class Emulator:
@@ -232,30 +172,15 @@ class Emulator:
         self._store = Store(api_key, config or EmulatorConfig())
         if overrides:
             self.configure(**overrides)
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server = LocalServer(_app(self._store), host, port, name="shopimind-emulator")
 
     def start(self) -> Emulator:
-        if self._server is None:
-            self._server = _Server((self.host, self.port), self._store)
-            self._thread = threading.Thread(
-                target=self._server.serve_forever,
-                kwargs={"poll_interval": 0.05},
-                name="shopimind-emulator",
-                daemon=True,
-            )
-            self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.close_open_connections()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join()
-        self._server = self._thread = None
+        """Stops accepting, closes idle keep-alive connections, gives requests in flight a second to finish."""
+        self._server.stop()
 
     def __enter__(self) -> Emulator:
         return self.start()
@@ -266,10 +191,9 @@ class Emulator:
     @property
     def base_url(self) -> str:
         """e.g. "http://127.0.0.1:54321" (append /v1/... for API routes)."""
-        if self._server is None:
+        if not self._server.started:
             raise RuntimeError("emulator is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._server.base_url
 
     @property
     def config(self) -> EmulatorConfig:

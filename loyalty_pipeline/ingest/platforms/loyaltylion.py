@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ..adapter import PullSpec
 from ..encoding import text_shape, utf8_path
 from ..files import ExportFile
 from ..jsonl import flag_text, id_text, integer_sum, lines_reader, parse_bool, records_sql, text
@@ -31,6 +32,16 @@ from . import canonical
 
 NAME = "loyaltylion"
 EMAIL_IS_KEY = False
+
+# GET /v2/customers, cursor-paginated, with an API key as Bearer token (ingest/pull/loyaltylion.py).
+PULL = PullSpec(
+    reference="https://developers.loyaltylion.com/api-reference/v2/resources/customers/list-customers",
+    base_url="https://api.loyaltylion.com",
+    versions={"v2": None},
+    credentials={"api_key_env": "LOYALTYLION_API_KEY"},
+    max_page_size=500,  # `limit`: 1..500
+    requests_per_second=10.0,  # the API allows 20 per second (api-reference/introduction): half, for the shop's others
+)
 
 PATHS = {
     "merchant_id": "$.merchant_id",

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ..adapter import PullSpec
 from ..files import ExportFile
 from ..jsonl import first_text, flag_text, id_text, records_sql, text
 from ..readers import Relation
@@ -38,6 +39,23 @@ from . import canonical
 
 NAME = "voucherify"
 EMAIL_IS_KEY = False
+
+# Loyalty v1: the campaign's members, the customers listing joined by holder_id, each member's tiers
+# (ingest/pull/voucherify.py), with the X-App-Id / X-App-Token headers.
+PULL = PullSpec(
+    reference="https://docs.voucherify.io/reference/list-members",
+    base_url="https://api.voucherify.io",
+    versions={"v1": None,
+              "v2": ("Loyalty v2 is a BETA API (docs.voucherify.io/api-reference/programs/list-members): its "
+                     "member listing carries no cards, a member's cards take one call each, and no published "
+                     "v2 member carries the tier progress the adapter reads; pull a v1 campaign, or drop "
+                     "v2 memberships as a file")},
+    credentials={"app_id_env": "VOUCHERIFY_APP_ID", "app_token_env": "VOUCHERIFY_APP_TOKEN"},
+    required=("campaign_id",),
+    max_page_size=100,  # `limit`: 1..100
+    # Business plans allow 100 requests a minute (docs.voucherify.io/docs/limits); Organization plans 2,000.
+    requests_per_second=1.5,
+)
 
 V2_CARD = "$.cards[0]"
 PATHS = {

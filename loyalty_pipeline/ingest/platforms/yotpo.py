@@ -28,6 +28,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
+from ..adapter import PullSpec
 from ..columns import ACCOUNT_COLUMNS, header, relation_sql, resolve_columns
 from ..encoding import utf8_path
 from ..files import ExportFile
@@ -37,6 +38,14 @@ from . import canonical
 
 NAME = "yotpo"
 EMAIL_IS_KEY = True  # a second row with the same email is a duplicate member
+
+PULL = PullSpec(refused=(
+    "Yotpo Loyalty & Referrals documents no listing of its customers to pull from: its API "
+    "(loyaltyapi.yotpo.com/reference/fetch-customer-details, GET /api/v2/customers with x-guid and x-api-key) "
+    "returns one customer looked up by email, customer id or phone, and Yotpo's other customer listings "
+    "(develop.yotpo.com/reference/introduction-to-customers) are SMS & Email contacts or a deprecated "
+    "reviews summary, not the loyalty customer object; drop the dashboard's customer export in the exports "
+    "folder instead (docs/pull.md)"))
 
 PATHS = {
     name: f"$.{name}"

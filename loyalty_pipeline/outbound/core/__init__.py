@@ -25,7 +25,7 @@ A destination plugs in with four things (ShopiMind's accounts.py is the smallest
 4. optionally: acknowledgement SQL for `Ledger(acknowledge=...)`, a `Setup` for `Bootstrap`, and
    `Delivery(in_flight=True)` when its requests are not idempotent.
 
-The Reelevant push (README, "Reelevant") is to be such a destination once the Datasources API is
+The Reelevant push (docs/reelevant.md) is to be such a destination once the Datasources API is
 documented: its rows the feed's records (sql/reelevant_feed.sql) with the md5 of each as payload_hash,
 `send` one POST of a batch to the configured endpoint, idempotent (no in-flight marks), no setup:
 
@@ -35,6 +35,6 @@ documented: its rows the feed's records (sql/reelevant_feed.sql) with the md5 of
         delivery.send(stream(con, FeedRow, select(FeedRow, query, "action = 'send'"), params, chunk),
                       lambda rows, _: batches.send(rows, lambda batch: push(client, batch)))
 
-Its HTTP client would take ShopiMindClient's retry loop, rate limiter and deadline with it
-(shopimind/client.py), generic but for the error bodies and the key header they read today.
+Its HTTP client would build on the shared retry policy, rate limiter and deadline (httpapi/retrying.py),
+as ShopiMindClient does, adding its own error bodies and key header.
 """

@@ -6,7 +6,7 @@ from ...partitions import daily_partitions, partition_day
 from ...program import ProgramResource
 from ...snapshots.assets import loyalty_snapshot
 from ...warehouse.connection import WAREHOUSE_POOL
-from ...warehouse.metadata import counts, md_query
+from ...warehouse.metadata import counts, query_table
 from ...warehouse.resources import WarehouseResource
 from ..resources import OutboundResource
 from .feed import FeedError, feed_params, feed_sql, write_feed
@@ -30,7 +30,7 @@ def reelevant_datasource(context: dg.AssetExecutionContext, program: ProgramReso
             stats = write_feed(con, day, prog, outbound.folder("reelevant"))
         except FeedError as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
-        preview = md_query(
+        preview = query_table(
             con, f"SELECT * FROM ({feed_sql()}) ORDER BY customer_id LIMIT 5", feed_params(day, prog))
     if stats["leftovers_removed"]:
         context.log.info(f"removed temp files left by killed writers: {', '.join(stats['leftovers_removed'])}")

@@ -30,7 +30,6 @@ import os
 import re
 import shutil
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -38,7 +37,7 @@ import duckdb
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from ...program import Program
-from ...tempfiles import remove_stale, temp_path
+from ...tempfiles import atomic_file, fsync_dir, remove_stale, temp_path
 from ...warehouse.connection import sql_files
 
 LATEST = "latest.jsonl"
@@ -176,42 +175,13 @@ def _promote(day_file: Path, out: Path, manifest: dict) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(out)
+    fsync_dir(out)
     with atomic_file(out / LATEST_MANIFEST) as fh:
         fh.write((json.dumps(manifest, indent=2) + "\n").encode())
 
 
-@contextmanager
-def atomic_file(path: Path) -> Iterator[IO[bytes]]:
-    """A binary file that appears at `path` complete, or not at all (temp file + fsync + rename)."""
-    tmp = temp_path(path)
-    try:
-        with tmp.open("wb", buffering=1 << 20) as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
 def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename itself durable (POSIX); a no-op where directories cannot be opened."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
     try:
         os.fsync(fd)
     finally:

@@ -30,7 +30,7 @@ from ...partitions import daily_partitions, partition_day
 from ...program import Program, ProgramResource
 from ...snapshots.assets import loyalty_snapshot
 from ...warehouse.connection import WAREHOUSE_POOL
-from ...warehouse.metadata import counts, md_query
+from ...warehouse.metadata import counts, query_table
 from ...warehouse.resources import WarehouseResource
 from ..core.ledger import pending_problems
 from .accounts import deliver_accounts, preview_accounts
@@ -185,7 +185,7 @@ def shopimind_accounts(context: dg.AssetExecutionContext, config: DeliveryConfig
             except ShopiMindError as exc:
                 raise _failure(exc, setup.metadata()) from None
             requests = dict(client.stats)
-        warehouse.publish_current(con, ["delivery_state"])  # the analysts' read path (README, Operations)
+        warehouse.publish_current(con, ["delivery_state"])  # the analysts' read path (docs/analysts.md)
         stored = stored_setup(con, destination)
         id_definition = stats["definition_id"] if stats["definition_id"] is not None else (
             stored.definition_id if stored else None)
@@ -200,12 +200,12 @@ def shopimind_accounts(context: dg.AssetExecutionContext, config: DeliveryConfig
             "batch_size": stats["batch_size"],
             **counts("http", requests),
             **counts("attention", pending_problems(con, destination)),
-            "problems": md_query(
+            "problems": query_table(
                 con, "SELECT key AS customer_id, status, http_status, error FROM delivery_state "
                 "WHERE destination = $d AND kind = 'account' AND snapshot_date = $day "
                 "AND status IN ('rejected', 'failed', 'uncertain') ORDER BY key LIMIT 10",
                 {"d": destination, "day": day}),
-            "delete_problems": md_query(
+            "delete_problems": query_table(
                 con, "SELECT key AS customer_id, status, http_status, error FROM delivery_state "
                 "WHERE destination = $d AND kind = 'account_delete' AND snapshot_date = $day "
                 "AND status IN ('rejected', 'failed', 'uncertain') ORDER BY key LIMIT 10",
@@ -253,7 +253,7 @@ def shopimind_events(context: dg.AssetExecutionContext, config: DeliveryConfig, 
             except ShopiMindError as exc:
                 raise _failure(exc, setup.metadata()) from None
             requests = dict(client.stats)
-        warehouse.publish_current(con, ["delivery_state"])  # the analysts' read path (README, Operations)
+        warehouse.publish_current(con, ["delivery_state"])  # the analysts' read path (docs/analysts.md)
         final: Counter = Counter()
         per_type: dict[str, int] = {}
         for (status, code), n in stats["final"].items():
@@ -270,7 +270,7 @@ def shopimind_events(context: dg.AssetExecutionContext, config: DeliveryConfig, 
             **counts("reconciled", stats["reconciled"]),
             **counts("http", requests),
             **counts("attention", pending_problems(con, destination)),
-            "problems": md_query(
+            "problems": query_table(
                 con, "SELECT key AS event_key, code_name, status, http_status, error FROM delivery_state "
                 "WHERE destination = $d AND kind = 'event' AND snapshot_date = $day "
                 "AND status IN ('rejected', 'failed', 'uncertain') ORDER BY key LIMIT 10",

@@ -1,4 +1,5 @@
-"""The ShopiMind HTTP client: one `httpx.Client`, retries, a shared rate limit, a deadline.
+"""The ShopiMind HTTP client: one `httpx.Client` under the shared retry policy (httpapi/retrying.py:
+retries, a shared rate limit, a deadline).
 
 Every call ends in one of four outcomes, which is what the delivery log records:
 
@@ -17,30 +18,21 @@ excerpt of a body that is not JSON, a transport error's text) passes the one `Sc
 
 from __future__ import annotations
 
-import email.utils
 import json
-import random
-import threading
-import time
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
 
+from ...httpapi.retrying import RateLimiter, Retrying, retry_after_seconds  # noqa: F401 (the last two: as tests name them)
+from ...httpapi.scrub import Scrubber
 from ..core.outcomes import Failed, StopRun, Uncertain, Unsent
 from .models import error_message, refusal
-from .scrub import Scrubber
 
 Outcome = Literal["ok", "rejected", "failed", "uncertain"]
 
 USER_AGENT = "loyalty-pipeline/0.1"
-RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-# Transport errors raised before any byte of the request could reach the server: always safe to retry.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
-# Transport errors after the request may have been (partly) sent: the server may have acted on it.
-_MAYBE_SENT = (httpx.ReadTimeout, httpx.WriteTimeout, httpx.ReadError, httpx.WriteError,
-               httpx.RemoteProtocolError, httpx.NetworkError, httpx.TimeoutException)
 
 
 class ShopiMindError(StopRun):
@@ -92,60 +84,6 @@ class Result:
         return f"{self.call} answered HTTP {self.answer.status} {self.answer.content_type or 'with no type'}{excerpt}"
 
 
-class RateLimiter:
-    """Token bucket shared by every worker thread, plus a global pause after a 429's Retry-After."""
-
-    def __init__(self, rate: float, burst: int | None = None) -> None:
-        self.rate = rate
-        self.capacity = float(burst or max(1, int(rate)))
-        self.tokens = self.capacity
-        self.stamp = time.monotonic()
-        self.paused_until = 0.0
-        self.lock = threading.Lock()
-
-    def acquire(self, deadline: float) -> bool:
-        """Wait for a token; False if that would pass the deadline."""
-        while True:
-            with self.lock:
-                now = time.monotonic()
-                wait = self.paused_until - now
-                if wait <= 0 and self.rate > 0:
-                    self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-                    self.stamp = now
-                    if self.tokens >= 1:
-                        self.tokens -= 1
-                        return True
-                    wait = (1 - self.tokens) / self.rate
-                elif wait <= 0:  # rate 0 = no client-side limit
-                    return True
-            if time.monotonic() + wait > deadline:
-                return False
-            time.sleep(wait)
-
-    def pause(self, seconds: float) -> None:
-        """The server said "slow down": every worker waits, not only the one that got the 429."""
-        with self.lock:
-            self.paused_until = max(self.paused_until, time.monotonic() + seconds)
-            self.tokens = 0.0
-            self.stamp = max(self.stamp, self.paused_until)
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """`Retry-After` as seconds (delta-seconds or an HTTP date), None if absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
 class ShopiMindClient:
     """Thread-safe: many workers share one client (one connection pool, one rate limit, one deadline)."""
 
@@ -157,12 +95,10 @@ class ShopiMindClient:
             raise AuthError("no ShopiMind API key given")
         self.base_url = base_url.rstrip("/")
         self._scrubber = Scrubber(api_key)
-        self.max_retries = max_retries
-        self.backoff_base_s, self.backoff_max_s = backoff_base_s, backoff_max_s
-        self.deadline = time.monotonic() + deadline_s
-        self.limiter = RateLimiter(requests_per_second, burst=max(concurrency, int(requests_per_second)))
-        self.stats = {"requests": 0, "throttled": 0, "retried": 0}
-        self._stats_lock = threading.Lock()
+        self.retrying = Retrying(max_retries=max_retries, backoff_base_s=backoff_base_s, backoff_max_s=backoff_max_s,
+                                 deadline_s=deadline_s, requests_per_second=requests_per_second,
+                                 burst=max(concurrency, int(requests_per_second)), scrub=self.scrub)
+        self.stats = self.retrying.stats  # requests, throttled, retried
         self._http = httpx.Client(
             base_url=self.base_url,
             headers={"spm-api-key": api_key, "Accept": "application/json", "User-Agent": USER_AGENT},
@@ -199,82 +135,37 @@ class ShopiMindClient:
                       excerpt[:EXCERPT_CHARS] + ("…" if len(excerpt) > EXCERPT_CHARS else ""))
 
     def time_left(self) -> float:
-        return self.deadline - time.monotonic()
-
-    def _count(self, name: str) -> None:
-        with self._stats_lock:
-            self.stats[name] += 1
-
-    def _backoff(self, attempt: int) -> float:
-        """Exponential with "equal jitter": half the delay fixed, half random, capped."""
-        delay = min(self.backoff_max_s, self.backoff_base_s * 2 ** (attempt - 1))
-        return delay / 2 + random.uniform(0, delay / 2)
+        return self.retrying.time_left()
 
     def request(self, method: str, path: str, *, content: bytes | None = None, json_body: Any = None,
                 params: dict[str, Any] | None = None, idempotent: bool = True) -> Result:
-        """One API call with retries. `idempotent=False` (event triggers) turns a possibly-delivered
-        transport error, and a 504, into `uncertain` instead of a blind retry.
-
-        The loop is written out, not stamina's or tenacity's: a 429 must not count against the retry
-        budget (both count every attempt), must pause every worker through the shared limiter rather
-        than sleep in this thread, and no wait may pass the run's deadline, shared by all calls
-        (stamina's timeout is per call and checked after the attempt). With tenacity that is a custom
-        stop, wait and retry_error_callback over a counter kept here: the same rules in more pieces,
-        replacing the half-dozen lines below that count, check and sleep."""
+        """One API call under the shared retry policy (httpapi/retrying.py). `idempotent=False` (event
+        triggers) turns a possibly-delivered transport error, and a 504, into `uncertain` instead of a
+        blind retry; an answer the policy does not retry is `ok` (2xx) or `rejected` (a 401/403 stops
+        the run)."""
         if content is None and json_body is not None:
             content = json.dumps(json_body, ensure_ascii=False).encode()
         headers = {"Content-Type": "application/json"} if content is not None else None
         call = f"{method} {path}"
-        attempts = requests = 0
-        answer: Answer | None = None
-        error = "deadline reached before the first request"
+        attempt = self.retrying.call(
+            lambda: self._http.request(method, path, content=content, params=params, headers=headers),
+            message=lambda response: error_message(self._answer(response).body, f"HTTP {response.status_code}"),
+            idempotent=idempotent)
+        answer = self._answer(attempt.response) if attempt.response is not None else None
+        status, body = (answer.status, answer.body) if answer else (None, None)
 
         def result(outcome: Outcome, error: str | None) -> Result:
-            status, body = (answer.status, answer.body) if answer else (None, None)
-            return Result(outcome, status, body, error, requests, call, answer)
+            return Result(outcome, status, body, error, attempt.requests, call, answer)
 
-        while True:
-            if not self.limiter.acquire(self.deadline):
-                return result("failed", f"run deadline reached; last error: {error}")
-            requests += 1
-            self._count("requests")
-            wait: float | None = None
-            try:
-                response = self._http.request(method, path, content=content, params=params, headers=headers)
-            except _NOT_SENT as exc:
-                answer, error = None, f"{type(exc).__name__}: {self.scrub(str(exc)) or 'no detail'}"
-            except _MAYBE_SENT as exc:
-                answer, error = None, f"{type(exc).__name__}: {self.scrub(str(exc)) or 'no detail'}"
-                if not idempotent:
-                    return result("uncertain", error)
-            else:
-                answer = self._answer(response)
-                status = answer.status
-                if 200 <= status < 300:
-                    return result("ok", None)
-                error = error_message(answer.body, f"HTTP {status}")
-                if status == 429:
-                    # Throttling is not a failure: it does not use the retry budget; the deadline bounds it.
-                    self._count("throttled")
-                    wait = retry_after_seconds(response.headers.get("Retry-After"))
-                    self.limiter.pause(wait if wait is not None else self._backoff(1))
-                    continue
-                if status in (401, 403):
-                    raise AuthError(f"ShopiMind answered {status} ({error}): check SHOPIMIND_API_KEY and "
-                                    f"SHOPIMIND_BASE_URL ({self.base_url})")
-                if status not in RETRYABLE_STATUSES:
-                    return result("rejected", error)
-                if status == 504 and not idempotent:  # a gateway timeout says nothing of the upstream
-                    return result("uncertain", error)
-                wait = retry_after_seconds(response.headers.get("Retry-After"))
-            attempts += 1
-            if attempts > self.max_retries:
-                return result("failed", f"{error} (after {requests} requests)")
-            self._count("retried")
-            delay = wait if wait is not None else self._backoff(attempts)
-            if time.monotonic() + delay > self.deadline:
-                return result("failed", f"run deadline reached; last error: {error}")
-            time.sleep(delay)
+        if attempt.outcome != "answered":
+            return result(attempt.outcome, attempt.error)
+        if 200 <= status < 300:
+            return result("ok", None)
+        error = error_message(body, f"HTTP {status}")
+        if status in (401, 403):
+            raise AuthError(f"ShopiMind answered {status} ({error}): check SHOPIMIND_API_KEY and "
+                            f"SHOPIMIND_BASE_URL ({self.base_url})")
+        return result("rejected", error)
 
     # -- routes -------------------------------------------------------------------------------------
 

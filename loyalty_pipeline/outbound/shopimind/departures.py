@@ -1,4 +1,5 @@
-"""Members who leave the program: their LoyaltyAccount is deleted from ShopiMind (README "Members who leave").
+"""Members who leave the program: their LoyaltyAccount is deleted from ShopiMind (docs/shopimind.md,
+"Members who leave").
 
 ShopiMind's loyalty use case defines LoyaltyAccount as "one row per enrolled customer" (shared/seeds/000).
 A member who opts out, or who is missing from `removal_grace_days` consecutive exports, has its record

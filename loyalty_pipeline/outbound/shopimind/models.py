@@ -92,7 +92,7 @@ class LoyaltyAccountRecord(_Request):
 
     contact_id: ContactResolver
     points_balance: int
-    tier: str  # required by the definition; a member without a tier is sent "" (see README)
+    tier: str  # required by the definition; a member without a tier is sent "" (docs/shopimind.md)
     tier_since: dt.date | None
     next_expiry_date: dt.date | None
     next_expiry_amount: int | None

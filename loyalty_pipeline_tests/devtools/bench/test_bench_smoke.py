@@ -8,7 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from loyalty_pipeline.settings import PROJECT_ROOT
+
+pytestmark = pytest.mark.real  # the benchmark in its own processes
 
 BOOTSTRAP_ROUTES = {"GET /v1/custom-data-definitions", "POST /v1/custom-data-definitions", "GET /v1/events",
                     "POST /v1/events"}

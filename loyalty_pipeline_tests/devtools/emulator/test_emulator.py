@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -11,29 +12,8 @@ import httpx
 import pytest
 
 from loyalty_pipeline.devtools.emulator import EMULATOR_API_KEY, Emulator
+from loyalty_pipeline_tests.outbound.shopimind.seed import SEED_DEFINITION as LOYALTY_ACCOUNT
 
-# Exact body of step 1 of the loyalty use case (seeds/000).
-LOYALTY_ACCOUNT = {
-    "name": "LoyaltyAccount",
-    "description": "Current state of the loyalty program for a contact",
-    "unique_keys": ["contact_id"],
-    "fields": [
-        {"name": "contact_id", "label": "Contact", "type": "number", "required": True},
-        {"name": "points_balance", "label": "Points balance", "type": "number", "required": True},
-        {"name": "tier", "label": "Tier", "type": "text", "required": True},
-        {"name": "tier_since", "label": "Tier since", "type": "date", "required": False},
-        {"name": "next_expiry_date", "label": "Next expiry date", "type": "date", "required": False},
-        {"name": "next_expiry_amount", "label": "Points at risk", "type": "number", "required": False},
-    ],
-    "relationships": [
-        {
-            "sourceField": "contact_id",
-            "targetSchemaType": "system",
-            "targetSchema": "contacts",
-            "targetField": "id_contact",
-        }
-    ],
-}
 POINTS_EARNED = {
     "name": "Loyalty — points earned",
     "code_name": "loyalty.points_earned",
@@ -341,6 +321,43 @@ def test_lost_response_is_applied_but_unanswered(api: httpx.Client, emulator: Em
     state = emulator.state()
     assert state["triggered"]["loyalty.points_earned"] == 1
     assert state["requests"]["POST /v1/events/trigger/{code_name}"] == {"total": 1, "statuses": {}, "lost": 1}
+
+
+def test_a_lost_answer_closes_the_connection_without_a_byte(emulator: Emulator) -> None:
+    """Not even a status line: the client cannot tell whether the write was accepted."""
+    emulator.configure(lose_response_rate=1.0)
+    body = json.dumps(POINTS_EARNED).encode()
+    host, port = emulator.base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as conn:
+        conn.sendall(b"POST /v1/events HTTP/1.1\r\nHost: emulator\r\nContent-Type: application/json\r\n"
+                     b"spm-api-key: %s\r\nContent-Length: %d\r\n\r\n%s" % (EMULATOR_API_KEY.encode(), len(body), body))
+        assert conn.recv(1024) == b""  # the end of the stream, first thing
+    state = emulator.state()
+    assert [e["code_name"] for e in state["events"]] == ["loyalty.points_earned"]
+    assert state["requests"]["POST /v1/events"] == {"total": 1, "statuses": {}, "lost": 1}
+
+
+def test_stop_ends_keep_alive_connections_and_a_taken_port_fails_start() -> None:
+    with Emulator() as emulator, httpx.Client(base_url=emulator.base_url, trust_env=False) as client:
+        assert client.get("/_emulator/state").status_code == 200  # the client keeps this connection open
+        with pytest.raises(OSError):  # what local.py falls back to a free port on
+            Emulator(port=int(emulator.base_url.rsplit(":", 1)[1])).start()
+        emulator.stop()
+        with pytest.raises(httpx.TransportError):
+            client.get("/_emulator/state")
+
+
+def test_routes_match_as_the_real_api_does(api: httpx.Client, emulator: Emulator) -> None:
+    """Express routing: a trailing slash is ignored and an encoded "/" stays inside its parameter; a method a
+    path does not have is an unmatched route (404, after the key is checked)."""
+    assert api.post("/events/", json={**TIER_UPGRADED, "code_name": "loyalty/tier"}).status_code == 200
+    meta = {"previous_tier": "Silver", "new_tier": "Gold"}
+    assert trigger(api, "loyalty%2Ftier", {"email": "a@x.io"}, meta).status_code == 200
+    assert emulator.state()["triggered"] == {"loyalty/tier": 1}
+    assert api.put("/events").status_code == 404
+    assert httpx.put(f"{emulator.base_url}/v1/events", trust_env=False).status_code == 401
+    assert emulator.state()["requests"]["PUT (unmatched)"] == {"total": 2, "statuses": {"404": 1, "401": 1},
+                                                                 "lost": 0}
 
 
 def test_error_rate_fails_before_applying_and_is_reproducible(emulator: Emulator, api: httpx.Client) -> None:

@@ -270,6 +270,7 @@ def start_writer(target: Path) -> subprocess.Popen:
     return proc
 
 
+@pytest.mark.real  # a writer process killed with SIGKILL
 def test_a_writer_killed_mid_write_leaves_a_temp_file_the_next_write_removes(pipeline: Pipeline):
     out = pipeline.outbound / "reelevant"
     out.mkdir(parents=True)

@@ -120,6 +120,7 @@ def test_the_rate_limiter_is_shared_and_paced():
     assert time.monotonic() - start < 0.1
 
 
+@pytest.mark.real  # long scenario: a rate-limited burst takes seconds by design
 def test_against_the_emulator_a_rate_limited_burst_all_gets_through():
     with Emulator(rate_limit_rps=40, rate_limit_burst=5) as emu:
         c = ShopiMindClient(emu.base_url, emu.api_key, backoff_base_s=0.01, max_retries=0, deadline_s=30)

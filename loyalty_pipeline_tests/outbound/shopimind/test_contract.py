@@ -4,7 +4,6 @@ not sent an event at all."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -13,7 +12,6 @@ import pytest
 from loyalty_pipeline.devtools.emulator import Emulator
 from loyalty_pipeline.outbound.shopimind.assets import dry_run_config
 from loyalty_pipeline.outbound.shopimind.models import LOYALTY_ACCOUNT
-from loyalty_pipeline.outbound.shopimind.resources import KEY_ENV
 from loyalty_pipeline_tests.harness import account, day
 from loyalty_pipeline_tests.outbound.shopimind.helpers import (
     TRIGGER_ROUTE,
@@ -23,16 +21,11 @@ from loyalty_pipeline_tests.outbound.shopimind.helpers import (
     run_until_settled,
 )
 
+pytestmark = pytest.mark.real  # long scenario: several days through Dagster against the emulator
+
 D1, D2, D3, D4 = (day(n) for n in range(4))
 CUSTOMER_KEY_FIELD = "customer_id"  # the field each record carries for its member
 TODAY = day(4)  # every day here is recent enough for its events to be sent
-
-
-@pytest.fixture
-def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
-    with Emulator() as emu:
-        monkeypatch.setenv(KEY_ENV, emu.api_key)
-        yield emu
 
 
 def test_a_multi_day_run_sends_nothing_the_strict_api_refuses(tmp_path: Path, emulator: Emulator):

@@ -17,6 +17,8 @@ from loyalty_pipeline.settings import PROJECT_ROOT
 from loyalty_pipeline_tests.harness import account
 from loyalty_pipeline_tests.outbound.shopimind.helpers import delivery_pipeline, history_keys, pending_keys
 
+pytestmark = pytest.mark.real  # a loyalty-pipeline process killed mid-delivery
+
 D1, D2, TODAY = "2026-03-01", "2026-03-02", "2026-03-03"
 MEMBERS = [f"M{i:04}" for i in range(400)]
 

@@ -7,7 +7,6 @@ test_departure_answers.py).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -16,21 +15,15 @@ import pytest
 
 from loyalty_pipeline.devtools.emulator import Emulator
 from loyalty_pipeline.outbound.shopimind.assets import dry_run_config
-from loyalty_pipeline.outbound.shopimind.resources import KEY_ENV
 from loyalty_pipeline_tests.harness import DEFAULT_PROGRAM, Pipeline, account, day
 from loyalty_pipeline_tests.outbound.shopimind.helpers import materialization, run_until_settled, shopimind_for
+
+pytestmark = pytest.mark.real  # long scenario: several days through Dagster against the emulator
 
 D1, D2, D3, D4, D5 = (day(n) for n in range(5))
 TODAY = day(6)
 DELETE_ROUTE = "POST /v1/custom-data-records/{id}/bulk-delete"
 LIST_ROUTE = "GET /v1/custom-data-records/{id}"
-
-
-@pytest.fixture
-def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
-    with Emulator() as emu:
-        monkeypatch.setenv(KEY_ENV, emu.api_key)
-        yield emu
 
 
 def pipeline(root: Path, emulator: Emulator, on_leave: str = "delete", grace_days: int = 3, **overrides) -> Pipeline:

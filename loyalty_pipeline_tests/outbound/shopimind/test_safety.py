@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -15,15 +14,10 @@ from loyalty_pipeline.outbound.shopimind.resources import KEY_ENV, ShopiMindReso
 from loyalty_pipeline_tests.harness import Pipeline, account, failure_messages
 from loyalty_pipeline_tests.outbound.shopimind.helpers import delivery_pipeline, history_keys, materialization
 
+pytestmark = pytest.mark.real  # long scenario: several days through Dagster against the emulator
+
 D1, D2, TODAY = "2026-03-01", "2026-03-02", "2026-03-03"
 DELIVERY_TABLES = ("shopimind_setup", "delivery_state", "sync_log", "account_sync_state")
-
-
-@pytest.fixture
-def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
-    with Emulator() as emu:
-        monkeypatch.setenv(KEY_ENV, emu.api_key)
-        yield emu
 
 
 def two_days(pipe: Pipeline) -> None:

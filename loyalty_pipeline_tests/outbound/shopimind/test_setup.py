@@ -23,23 +23,8 @@ from loyalty_pipeline.program import load_program
 from loyalty_pipeline.warehouse.connection import connect
 from loyalty_pipeline_tests.harness import DEFAULT_PROGRAM
 from loyalty_pipeline_tests.outbound.shopimind.proxy import FaultProxy, answer, html
+from loyalty_pipeline_tests.outbound.shopimind.seed import SEED_DEFINITION
 
-# Step 1 of the use case (shared/seeds/000), as written there.
-SEED_DEFINITION = {
-    "name": "LoyaltyAccount",
-    "description": "Current state of the loyalty program for a contact",
-    "unique_keys": ["contact_id"],
-    "fields": [
-        {"name": "contact_id", "label": "Contact", "type": "number", "required": True},
-        {"name": "points_balance", "label": "Points balance", "type": "number", "required": True},
-        {"name": "tier", "label": "Tier", "type": "text", "required": True},
-        {"name": "tier_since", "label": "Tier since", "type": "date", "required": False},
-        {"name": "next_expiry_date", "label": "Next expiry date", "type": "date", "required": False},
-        {"name": "next_expiry_amount", "label": "Points at risk", "type": "number", "required": False},
-    ],
-    "relationships": [{"sourceField": "contact_id", "targetSchemaType": "system", "targetSchema": "contacts",
-                       "targetField": "id_contact"}],
-}
 # Ours on top of the seed: each record carries the member's customer id, so that a departed member's record
 # can be found (listed by this field) and deleted.
 CUSTOMER_KEY = {"name": "customer_id", "label": "Customer id (loyalty program)", "type": "text", "required": False}

@@ -1,7 +1,7 @@
 -- Enrolled members of $day and what shopimind_accounts does with each at $destination:
 --   unchanged          the mapped values equal the last acknowledged push, and no push since is unsettled
 --   suppressed_stale   $day is not the newest snapshot (or older than what was pushed): never regress
---   rejected_unchanged the same values were rejected before: not retried blindly (see README: replay)
+--   rejected_unchanged the same values were rejected before: not retried blindly (docs/shopimind.md: replaying problems)
 --   send               everything else: new, changed, or the last push failed / is uncertain. Such a push
 --                      may have been applied (answer lost, or a 2xx that did not add up), so ShopiMind may
 --                      hold other values than the acknowledged ones even when the member's are back to them.

@@ -1,11 +1,12 @@
-"""The one secret scrubber: masks the API key in anything that came back from ShopiMind.
+"""The one secret scrubber: masks credentials in anything that came back from an API.
 
 A server (or a proxy in front of it) may echo the request headers in an error message, in
-`rejected_items[].errors`, in an HTML page or in a protocol error. The client passes every answer
-through `Scrubber` before anything else reads it (`ShopiMindClient._answer`, and transport errors),
-so nothing built from an answer — delivery_state.error, sync_log, the analysts' Parquet, run
-metadata, exceptions, logs — can carry the key. The key is masked as sent and in the forms an
-echo turns it into: JSON-escaped, URL-encoded (either hex case, `+` for spaces).
+`rejected_items[].errors`, in an HTML page or in a protocol error. Each client passes every answer
+through `Scrubber` before anything else reads it (`ShopiMindClient._answer`, the pulls' `PullClient`,
+and transport errors), so nothing built from an answer — delivery_state.error, sync_log, the
+analysts' Parquet, an export pulled from a platform, run metadata, exceptions, logs — can carry a
+secret. Each secret is masked as sent and in the forms an echo turns it into: JSON-escaped,
+URL-encoded (either hex case, `+` for spaces).
 """
 
 from __future__ import annotations
@@ -18,10 +19,14 @@ from urllib.parse import quote, quote_plus
 MASK = "***"
 
 
+def _forms(secret: str) -> set[str]:
+    return {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1],
+            quote(secret, safe=""), quote(secret), quote_plus(secret)} - {""}
+
+
 class Scrubber:
-    def __init__(self, secret: str) -> None:
-        forms = {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1],
-                 quote(secret, safe=""), quote(secret), quote_plus(secret)} - {""}
+    def __init__(self, *secrets: str) -> None:
+        forms = set().union(*(_forms(secret) for secret in secrets if secret))
         # Longest first, so that a form containing another is masked whole. IGNORECASE covers %2f/%2F;
         # masking a case variant of the key as well costs nothing.
         alternatives = sorted(forms, key=len, reverse=True)
