@@ -64,8 +64,9 @@ def csv_reader(path: Path, columns: int, longest: int) -> str:
             f"max_line_size={line_limit(longest)})")
 
 
-def lines_reader(path: Path, longest: int) -> str:
-    """The file's physical lines (`line`, NULL when empty) in file order; a BOM is skipped."""
+def lines_reader(path: Path, longest: int = MAX_LINE_BYTES) -> str:
+    """The file's physical lines (`line`, NULL when empty) in file order; a BOM is skipped. A file
+    encoding.py did not measure (the pull's staged pages) gets the ceiling."""
     return (f"read_csv({literal(path)}, columns={{'line': 'VARCHAR'}}, header=false, auto_detect=false, "
             f"delim={quote(_UNIT_SEPARATOR)}, quote='', escape='', strict_mode=false, "
             f"max_line_size={line_limit(longest)})")
