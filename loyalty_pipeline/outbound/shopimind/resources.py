@@ -84,6 +84,9 @@ class ShopiMindResource(dg.ConfigurableResource):
             raise ShopiMindConfigError(f"{KEY_ENV} does not look like a ShopiMind API key (20 to 64 letters, "
                                        "digits or dashes); check the value, it is not shown here")
         parts = urlsplit(self.destination)
+        if parts.username is not None or parts.password is not None:  # it would be stored with every delivery
+            raise ShopiMindConfigError(f"{URL_ENV} carries credentials (user:password@): give the API root "
+                                       "only; the key goes in SHOPIMIND_API_KEY (the value is not shown here)")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ShopiMindConfigError(f"{URL_ENV}={self.destination!r} is not an http(s) URL")
         if parts.scheme == "http" and not _loopback(parts.hostname):
