@@ -83,7 +83,7 @@ class Staging:
     def _holds(self, phases: dict[str, dict]) -> bool:
         """Each listing's file holds at least the bytes its checkpoint committed: a prefix to resume from.
         Truncating a shorter (or missing) file to that length would fill it with NUL bytes."""
-        return all(_size(self.path(name)) >= state["bytes"] for name, state in phases.items())
+        return all(_size(self.path(name)) >= state.get("bytes", 0) for name, state in phases.items())
 
     def close(self) -> None:
         if self._lock is not None:
