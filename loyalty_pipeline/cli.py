@@ -78,7 +78,7 @@ def _run_day(job, instance, day: dt.date, run_config: dict, tags: dict[str, str]
         try:
             outcome["result"] = job.execute_in_process(
                 partition_key=day.isoformat(), instance=instance, run_config=run_config, raise_on_error=False,
-                tags={**tags, **process_tags()}, run_id=run_id)
+                tags={**tags, **process_tags(run_id)}, run_id=run_id)
         except BaseException as exc:  # handed to the main thread
             outcome["error"] = exc
 
@@ -212,8 +212,9 @@ def pull_today(date: dt.date | None = None) -> bool:
     config: dict = dict(QUIET)
     if date:
         config["ops"] = {"loyalty_api_pull": {"config": {"date": date.isoformat()}}}
+    run_id = str(uuid.uuid4())
     result = build_defs(program=program).resolve_job_def(PULL_JOB).execute_in_process(
-        instance=get_instance(), run_config=config, raise_on_error=False, tags=process_tags())
+        instance=get_instance(), run_config=config, raise_on_error=False, tags=process_tags(run_id), run_id=run_id)
     if not result.success:
         print(f"pull  FAILED  run {result.run_id[:8]}", flush=True)
         _print_failure(result)

@@ -124,6 +124,7 @@ def pull_export(program: Program, exports_dir: Path, day: dt.date, *, today: dt.
         for phase in puller.phases(settings):
             _walk(phase, client, staging, log)
         built, rows = puller.build(staging, settings)
+        staging.seal()
         manifest = publish(built, target, {
             "source": "api", "platform": settings.platform, "base_url": settings.base_url,
             "api_version": settings.api_version, "business_date": day.isoformat(), "rows": rows,
