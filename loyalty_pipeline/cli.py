@@ -27,6 +27,10 @@ def days_between(start: dt.date, end: dt.date) -> list[dt.date]:
     return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
 
 
+# Dagster's console logger prints a failed step at ERROR with its whole stack trace, above our summary.
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
+
 def run_days(start: dt.date, end: dt.date, *, job_name: str = "daily_job", run_config: dict | None = None,
              tags: dict[str, str] | None = None) -> bool:
     """Run the daily job for each business date in order, in this process, on the project's instance
@@ -41,8 +45,9 @@ def run_days(start: dt.date, end: dt.date, *, job_name: str = "daily_job", run_c
 
     job = defs.resolve_job_def(job_name)
     instance = get_instance()
-    # The shell shows one line per day; the full event log is in the UI (same instance).
-    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    # The shell shows one line per day (and the causes of a failure: _print_failure); the full event log,
+    # stack traces included, is in the UI (same instance).
+    quiet = QUIET
     with _signals_to_flag() as stop:
         for day in days_between(start, end):
             if stop:  # a signal between two days
@@ -73,7 +78,7 @@ def _run_day(job, instance, day: dt.date, run_config: dict, tags: dict[str, str]
         try:
             outcome["result"] = job.execute_in_process(
                 partition_key=day.isoformat(), instance=instance, run_config=run_config, raise_on_error=False,
-                tags={**tags, **process_tags()}, run_id=run_id)
+                tags={**tags, **process_tags(run_id)}, run_id=run_id)
         except BaseException as exc:  # handed to the main thread
             outcome["error"] = exc
 
@@ -204,11 +209,12 @@ def pull_today(date: dt.date | None = None) -> bool:
         print(f"loyalty-pipeline pull: source.pull.enabled is false in {settings.program_path()}: this "
               "program's exports are dropped as files (docs/pull.md says how to pull them instead)", file=sys.stderr)
         return False
-    config: dict = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    config: dict = dict(QUIET)
     if date:
         config["ops"] = {"loyalty_api_pull": {"config": {"date": date.isoformat()}}}
+    run_id = str(uuid.uuid4())
     result = build_defs(program=program).resolve_job_def(PULL_JOB).execute_in_process(
-        instance=get_instance(), run_config=config, raise_on_error=False, tags=process_tags())
+        instance=get_instance(), run_config=config, raise_on_error=False, tags=process_tags(run_id), run_id=run_id)
     if not result.success:
         print(f"pull  FAILED  run {result.run_id[:8]}", flush=True)
         _print_failure(result)
@@ -274,8 +280,14 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .program import ProgramError
+
     args = parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except ProgramError as exc:  # a missing or invalid program.yaml: its own message names file and key
+        print(f"loyalty-pipeline {args.command}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ program.yaml (LOYALTY_PROGRAM) is read here once, when the code location loads: 
 need the partitions when they are defined, and definitions.py builds the daily schedule and the
 freshness checks from this same Program. Each run parses the file once more (ProgramResource), so an
 edit of tiers or thresholds applies from the next run; one of `timezone`, `partitions_start`,
-`operations.schedule_time` or `operations.freshness_deadline` once the code location is reloaded.
+`operations.schedule_time`, `operations.freshness_deadline`, `source.pull.enabled` or `source.pull.time`
+once the code location is reloaded.
 """
 
 from __future__ import annotations

@@ -5,8 +5,10 @@ may already belong to another program. On Linux the start time comes from /proc 
 boot, with the boot id, so it is exact); elsewhere only the pid is checked.
 
 Every run says which process executes it, in run tags: the CLI sets them when it creates a run, the
-warehouse resource (`announce`) when a run worker (daemon, UI) starts. operations/dead_runs.py reads
-them to fail the runs whose process is gone.
+run worker (daemon, UI) when it sets up its resources (`announce`). operations/dead_runs.py reads
+them to fail the runs whose process is gone. The tags name the run they were written for: a
+re-execution copies its parent's tags, and until its own worker announces itself they name the
+parent's (dead) process, not its own.
 """
 
 from __future__ import annotations
@@ -94,23 +96,28 @@ def _boot_id() -> str:
 # -- the process executing a run ----------------------------------------------------------------------------
 
 PID_TAG, HOST_TAG, START_TAG = "loyalty/pid", "loyalty/host", "loyalty/process_start"
+RUN_TAG = "loyalty/process_run"  # the run the three tags above were written for
 
 
-def process_tags(process: ProcessId | None = None) -> dict[str, str]:
-    """The run tags naming `process` (default: this one) as the one executing the run."""
+def process_tags(run_id: str, process: ProcessId | None = None) -> dict[str, str]:
+    """The tags of run `run_id` naming `process` (default: this one) as the one executing it."""
     process = process or ProcessId.current()
-    return {PID_TAG: str(process.pid), HOST_TAG: process.host, START_TAG: process.start}
+    return {PID_TAG: str(process.pid), HOST_TAG: process.host, START_TAG: process.start, RUN_TAG: run_id}
 
 
 def run_process(run: dg.DagsterRun) -> ProcessId | None:
-    """The process executing `run`, if it said (see `announce`)."""
+    """The process executing `run`, if it said (see `announce`). Tags written for another run (copied
+    from the parent by a re-execution) say nothing about this one."""
     pid = run.tags.get(PID_TAG, "")
-    if not pid.isdigit() or HOST_TAG not in run.tags:
+    if run.tags.get(RUN_TAG) != run.run_id or not pid.isdigit() or HOST_TAG not in run.tags:
         return None
     return ProcessId(int(pid), run.tags[HOST_TAG], run.tags.get(START_TAG, ""))
 
 
-def announce(instance: dg.DagsterInstance, run: dg.DagsterRun) -> None:
-    """Tag `run` with this process, unless it already names it (a CLI run does from the start)."""
-    if run_process(run) != ProcessId.current():
-        instance.add_run_tags(run.run_id, process_tags())
+def announce(context: dg.InitResourceContext) -> None:
+    """In a resource's setup: tag the run with this process, unless it already names it (a CLI run does
+    from the start). Every resource a run's steps may be the only one to use calls it, so any run (a
+    pull, a re-executed check) says which process executes it."""
+    run = context.run
+    if context.instance is not None and run is not None and run_process(run) != ProcessId.current():
+        context.instance.add_run_tags(run.run_id, process_tags(run.run_id))

@@ -30,6 +30,7 @@ from pydantic import (
 
 from .ingest.columns import ACCOUNT_COLUMNS, ACTIVITY_COLUMNS
 from .ingest.platforms import PLATFORMS
+from .processes import announce
 
 
 def _known_platform(name: str) -> str:
@@ -282,6 +283,9 @@ class ProgramResource(dg.ConfigurableResource):
     _program: Program | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # Every asset but a few checks uses this resource: its run (a pull too) says first which process
+        # executes it, so that the run is failed if that process dies (operations/dead_runs.py).
+        announce(context)
         # Dagster sets up a fresh copy of the resource for each run (and sensor tick): program.yaml is
         # parsed once there, every asset and check of the run gets that same Program, and an edit of
         # the file applies from the next run.

@@ -67,7 +67,7 @@ class ApproachingTierUpgrade(_Meta):
 class EventType:
     code_name: str
     name: str
-    description: str  # when it fires (the README's catalogue table says it in full)
+    description: str  # when it fires (docs/events.md's catalogue table says it in full)
     metadata_model: type[_Meta]
 
 

@@ -154,6 +154,13 @@ class Retrying:
                 response, error = None, f"{type(exc).__name__}: {self.scrub(str(exc)) or 'no detail'}"
                 if not idempotent:
                     return Attempt("uncertain", None, error, requests)
+            except httpx.HTTPError as exc:
+                # Anything else httpx raises (a header it refuses to send, an undecodable body, redirects)
+                # is no transient trouble: said once, scrubbed (its text may quote a header). A request
+                # httpx refused never left; any other may have reached the server.
+                error = f"{type(exc).__name__}: {self.scrub(str(exc)) or 'no detail'}"
+                sent = not isinstance(exc, httpx.LocalProtocolError)
+                return Attempt("uncertain" if sent and not idempotent else "failed", None, error, requests)
             else:
                 status = response.status_code
                 if status < 300 or status not in RETRYABLE_STATUSES:

@@ -3,8 +3,9 @@
 A run killed with kill -9, by the OOM killer or a reboot never releases the one `duckdb` pool slot
 (instance.py), and every later run would wait for it for ever. So every run says which process
 executes it, in run tags (pid, host, process start time: a reused pid is not mistaken for it;
-processes.py): the CLI sets them when it creates a run, the warehouse resource when a run worker
-(daemon, UI) starts.
+processes.py): the CLI sets them when it creates a run, the run worker (daemon, UI) as it sets up
+its resources. Tags copied from another run (a re-execution's, from its parent) are not this run's: a
+run is judged only once its own process has said which it is.
 `reap()` finds the runs in progress whose process is gone from this host, marks them failed with the
 reason (shown in the UI) and frees their slots and their places in the pool queues; it also frees
 the slots of finished runs whose process is gone. `loyalty-pipeline run` reaps before each day and

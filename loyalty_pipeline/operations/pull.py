@@ -30,5 +30,5 @@ def build_pull_schedule(program: Program) -> dg.ScheduleDefinition:
         tags={TRIGGER_TAG: "pull_schedule"},
         default_status=dg.DefaultScheduleStatus.STOPPED,
         description="Every day at source.pull.time (program time zone): pull today's export from the platform's "
-                    "API (fails, saying so, while source.pull is not enabled).",
+                    "API (there only while source.pull.enabled is true).",
     )

@@ -29,9 +29,8 @@ class WarehouseResource(dg.ConfigurableResource):
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         # The run holding the warehouse's pool slot says which process it is, so that if that process
         # dies the slot is freed (operations/dead_runs.py); for daemon and UI runs this is the first
-        # code that runs in the run worker.
-        if context.instance is not None and context.run is not None:
-            announce(context.instance, context.run)
+        # code that runs in the run worker (a check re-executed alone may use no other resource).
+        announce(context)
 
     @contextmanager
     def connect(self, program: Program | None = None, *, read_only: bool = False

@@ -32,7 +32,7 @@ def test_a_day_that_is_no_partition_is_refused_in_one_line(capsys: pytest.Captur
 
 def test_a_failed_day_shows_the_cause_of_an_error_that_is_no_dg_failure(tmp_path: Path, instance: dg.DagsterInstance,
                                                                         monkeypatch: pytest.MonkeyPatch,
-                                                                        capsys: pytest.CaptureFixture):
+                                                                        capfd: pytest.CaptureFixture):
     """An OSError deep in a step (here: the outbound folder is a file) used to print only
     'Error occurred while executing op "reelevant_datasource":'."""
     with Emulator() as emulator:
@@ -45,8 +45,20 @@ def test_a_failed_day_shows_the_cause_of_an_error_that_is_no_dg_failure(tmp_path
         monkeypatch.setattr("loyalty_pipeline.definitions.defs", pipe.defs)
         monkeypatch.setattr("loyalty_pipeline.operations.instance.get_instance", lambda: instance)
         assert main(["run", "--start", D1, "--end", D1]) == 1
-    out = capsys.readouterr().out
+    out, err = capfd.readouterr()  # what the terminal shows, Dagster's console logger included
+    assert "Stack Trace" not in err and "STEP_FAILURE" not in err  # the UI has them; the shell gets the cause
     assert f"{D1}  FAILED" in out
     failed = [line for line in out.splitlines() if line.startswith("    ")]
     assert failed == [f"    reelevant_datasource: NotADirectoryError: [Errno 20] Not a directory: "
                       f"'{pipe.outbound / 'reelevant'}'"], out
+
+
+def test_an_invalid_program_is_said_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture):
+    broken = tmp_path / "program.yaml"
+    broken.write_text("timezone: Mars/Olympus\n")
+    monkeypatch.setenv("LOYALTY_PROGRAM", str(broken))
+    assert main(["pull"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith(f"loyalty-pipeline pull: {broken}") and "Traceback" not in err
+    assert len(err.splitlines()) == 1, err

@@ -14,13 +14,15 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster._core.storage.tags import PARENT_RUN_ID_TAG, ROOT_RUN_ID_TAG, TAGS_TO_MAYBE_OMIT_ON_RETRY
 
 from loyalty_pipeline.devtools.emulator import Emulator
-from loyalty_pipeline.operations.dead_runs import reap
+from loyalty_pipeline.operations.dead_runs import label, reap
 from loyalty_pipeline.operations.instance import DAGSTER_YAML
 from loyalty_pipeline.outbound.shopimind.resources import KEY_ENV, URL_ENV
 from loyalty_pipeline.processes import PID_TAG, ProcessId, process_tags, run_process
@@ -189,13 +191,14 @@ def test_the_reaper_sensor_fails_daemon_runs_whose_process_is_gone(instance: dg.
     from loyalty_pipeline.definitions import defs
 
     me = ProcessId.current()
-    runs = {
-        "dead": process_tags(ProcessId(finished_pid(), me.host, "")),
-        "reused_pid": process_tags(ProcessId(me.pid, me.host, "another-boot:1")),
-        "alive": process_tags(me),
-        "elsewhere": process_tags(ProcessId(finished_pid(), "another-host", "")),
-        "crashed": process_tags(ProcessId(finished_pid(), me.host, "")),  # failed by the code server
+    processes = {
+        "dead": ProcessId(finished_pid(), me.host, ""),
+        "reused_pid": ProcessId(me.pid, me.host, "another-boot:1"),
+        "alive": me,
+        "elsewhere": ProcessId(finished_pid(), "another-host", ""),
+        "crashed": ProcessId(finished_pid(), me.host, ""),  # failed by the code server
     }
+    runs = {name: process_tags(f"{name}-run", process) for name, process in processes.items()}
     storage = instance.event_log_storage
     storage.set_concurrency_slots(WAREHOUSE_POOL, len(runs))
     for name, tags in runs.items():
@@ -221,8 +224,44 @@ def test_the_reaper_sensor_fails_daemon_runs_whose_process_is_gone(instance: dg.
 
 
 def test_a_run_worker_says_which_process_executes_it(pipeline: Pipeline):
-    """Daemon and UI runs are tagged by the run worker itself (the warehouse resource), so the reaper
-    can judge them too."""
+    """Daemon and UI runs are tagged by the run worker itself (as it sets up its resources), so the reaper
+    can judge them too; a re-execution's worker replaces the process tags copied from its parent."""
     pipeline.write_accounts(D1, [account("M1")])
-    result = pipeline.run(D1)
+    me = ProcessId.current()
+    result = pipeline.run(D1, tags=process_tags(str(uuid.uuid4()), ProcessId(me.pid, me.host, "another-boot:1")))
     assert run_process(pipeline.instance.get_run_by_id(result.run_id)) == ProcessId.current()
+
+
+def test_a_reexecuted_run_is_not_failed_for_the_death_of_its_parents_process(instance: dg.DagsterInstance):
+    """A re-execution (the UI's, the daemon's retries) copies its parent's tags, the parent's process with
+    them: until its own worker says which process it is, the reaper (the daemon's sensor, and every
+    `loyalty-pipeline run` each second) must not fail it for its parent's death; once its own process has
+    said so and is gone, it is failed."""
+    from loyalty_pipeline.definitions import defs
+
+    me = ProcessId.current()
+    gone = ProcessId(me.pid, me.host, "another-boot:1")  # this pid, but another (ended) process
+    job = defs.resolve_job_def("daily_job")
+    parent_id, child_id = str(uuid.uuid4()), str(uuid.uuid4())
+    parent = instance.create_run_for_job(job, run_id=parent_id, status=dg.DagsterRunStatus.FAILURE,
+                                         tags={"dagster/partition": D1, **process_tags(parent_id, gone)})
+    # What Dagster's create_reexecuted_run does with the parent's tags (use_parent_run_tags, as the UI).
+    copied = {k: v for k, v in parent.tags.items() if k not in TAGS_TO_MAYBE_OMIT_ON_RETRY}
+    child = instance.create_run_for_job(
+        job, run_id=child_id, status=dg.DagsterRunStatus.STARTED, parent_run_id=parent.run_id,
+        root_run_id=parent.run_id,
+        tags={**copied, PARENT_RUN_ID_TAG: parent.run_id, ROOT_RUN_ID_TAG: parent.run_id})
+    storage = instance.event_log_storage
+    storage.set_concurrency_slots(WAREHOUSE_POOL, 1)
+    assert storage.claim_concurrency_slot(WAREHOUSE_POOL, child.run_id, "loyalty_export").is_claimed
+
+    assert reap(instance, by="test") == []
+    assert instance.get_run_by_id(child.run_id).status == dg.DagsterRunStatus.STARTED
+    assert claimed(instance) == [child.run_id]
+    assert label(instance.get_run_by_id(child_id), child_id) == f"run {child_id[:8]} ({D1}, no process recorded)"
+
+    instance.add_run_tags(child.run_id, process_tags(child.run_id, gone))  # its worker said, then died
+    assert reap(instance, by="test") == [
+        f"run {child_id[:8]} ({D1}) died (pid {me.pid} is gone): marked failed, its duckdb slot freed"]
+    assert instance.get_run_by_id(child.run_id).status == dg.DagsterRunStatus.FAILURE
+    assert claimed(instance) == []

@@ -7,7 +7,7 @@
   sends no `loyalty.points_earned` and a declined one lowers nothing. Spent points were approved before
   being spent. LoyaltyLion's own "lifetime points" also count pending and expired points; expired
   points are not on the customer object, so a program that expires points sees lifetime fall by the
-  expired amount (README, "Supported platforms"). A non-integer part is quarantined as
+  expired amount (docs/platforms.md). A non-integer part is quarantined as
   `lifetime_points` with the part named in the value, e.g. `points_spent=12a`.
 * Member = `enrolled` and not `blocked` (null = false; `blocked` may be absent).
 * The tier comes from `loyalty_tier_membership` (null or absent = no tier): `loyalty_tier.name`

@@ -80,6 +80,11 @@ def credentials(program: Program, environ: Mapping[str, str]) -> tuple[dict[str,
         if not environ.get(name):
             raise PullError(f"{name} is not set: the {platform} pull reads its credential from it "
                             f"(source.pull.{setting}, docs/pull.md); nothing was pulled")
+        if not environ[name].isprintable() or environ[name] != environ[name].strip():
+            # A value read from a file often ends with "\n": sent as a header, httpx would refuse it and
+            # quote it in its error. Say which variable, never the value.
+            raise PullError(f"{name} holds whitespace or a control character (a trailing newline?): check "
+                            f"the value, it is not shown here; nothing was pulled")
         values[setting] = environ[name]
     return values, names
 
@@ -119,6 +124,7 @@ def pull_export(program: Program, exports_dir: Path, day: dt.date, *, today: dt.
         for phase in puller.phases(settings):
             _walk(phase, client, staging, log)
         built, rows = puller.build(staging, settings)
+        staging.seal()
         manifest = publish(built, target, {
             "source": "api", "platform": settings.platform, "base_url": settings.base_url,
             "api_version": settings.api_version, "business_date": day.isoformat(), "rows": rows,

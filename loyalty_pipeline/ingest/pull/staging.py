@@ -6,13 +6,15 @@ A pull of business date D works in `<exports>/<D>/.<stem>.pull/` (hidden: the ex
 many bytes of its file are committed, the cursor of the next page, pages and rows so far. A page is
 appended and fsynced before the checkpoint naming it is replaced (temp + rename), so a process killed
 anywhere leaves a checkpoint that describes a prefix of the files; the next pull of the same day (and
-the same settings) truncates what came after it and resumes from the cursor. `lock` (flock) keeps two
+the same settings) truncates what came after it and resumes from the cursor. A checkpoint whose files
+are gone or shorter than it says is no such prefix: that pull starts over. `lock` (flock) keeps two
 pulls of one day apart; a killed pull's lock dies with it.
 
-Only a whole pull is published: the export is written beside its final name and renamed over it
-(`publish`), after its manifest (`<stem>.manifest.json`: what was read, from where, when; never a
-credential). Then the staging folder goes. A staging folder of another day can never be finished (an
-API serves today's members only): the next pull removes it.
+Only a whole pull is published: its checkpoint is removed first (`seal`: a pull killed from there on
+starts over, never resumes from files the publish may have moved away), then the export is written
+beside its final name and renamed over it (`publish`), after its manifest (`<stem>.manifest.json`: what
+was read, from where, when; never a credential). Then the staging folder goes. A staging folder of
+another day can never be finished (an API serves today's members only): the next pull removes it.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ class Staging:
         if staging._lock is None:
             raise PullError(f"another pull of {day_folder.name} is running (it holds {staging.folder / 'lock'})")
         saved = _read_json(staging.folder / CHECKPOINT)
-        if saved and saved.get("identity") == identity:
+        if saved and saved.get("identity") == identity and staging._holds(saved["phases"]):
             staging.phases = {name: PhaseState(**state) for name, state in saved["phases"].items()}
             staging.resumed = any(state.pages for state in staging.phases.values())
             for name, state in staging.phases.items():  # drop what a killed pull appended after its checkpoint
@@ -77,6 +79,11 @@ class Staging:
                 if entry.name != "lock":
                     entry.unlink()
         return staging
+
+    def _holds(self, phases: dict[str, dict]) -> bool:
+        """Each listing's file holds at least the bytes its checkpoint committed: a prefix to resume from.
+        Truncating a shorter (or missing) file to that length would fill it with NUL bytes."""
+        return all(_size(self.path(name)) >= state.get("bytes", 0) for name, state in phases.items())
 
     def close(self) -> None:
         if self._lock is not None:
@@ -113,6 +120,12 @@ class Staging:
     def _save(self) -> None:
         document = {"identity": self.identity, "phases": {n: vars(s) for n, s in self.phases.items()}}
         _write_json(self.folder / CHECKPOINT, document)
+
+    def seal(self) -> None:
+        """The pull is whole and about to be published: its checkpoint goes, so that a pull killed during
+        or after the publish is never resumed (the published export may be a staged file, moved away)."""
+        (self.folder / CHECKPOINT).unlink(missing_ok=True)
+        fsync_dir(self.folder)
 
     def discard(self) -> None:
         self.close()
@@ -163,6 +176,13 @@ def _try_lock(folder: Path) -> int | None:
         os.close(fd)
         return None
     return fd
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def _read_json(path: Path) -> dict | None:

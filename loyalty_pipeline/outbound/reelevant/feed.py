@@ -5,8 +5,8 @@ computes its fields as columns (same names, same order); DuckDB sorts them by cu
 each row as a JSON object and streams them out in Arrow batches of 10 000. Pydantic validates each
 batch *as the exact bytes that are then written*, so every record in the file is a valid
 `LoyaltyProgrammeRecord` with exactly its keys (an extra, missing or mistyped key fails the day).
-Nothing holds more than one batch in Python: 1M members take ~11 s and ~400 MB peak RSS
-(devtools/bench/reelevant.py).
+Nothing holds more than one batch in Python (time and peak RSS at 1M members: docs/reelevant.md, measured
+by devtools/bench/reelevant.py).
 
 Files (in `out_dir`, normally `data/outbound/reelevant/`):
 - `<YYYY-MM-DD>.jsonl`  the day's records, ordered by customer_id;

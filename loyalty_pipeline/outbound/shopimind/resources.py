@@ -15,7 +15,7 @@ from .delivery import DeliverySettings
 
 DEFAULT_BASE_URL = "https://core.shopimind.com"
 KEY_ENV, URL_ENV = "SHOPIMIND_API_KEY", "SHOPIMIND_BASE_URL"
-_KEY_PATTERN = re.compile(r"^[a-zA-Z0-9-]{20,64}$")  # documented on every API page
+_KEY_PATTERN = re.compile(r"[a-zA-Z0-9-]{20,64}")  # documented on every API page (fullmatch: no "\n")
 
 MISSING_KEY = (
     f"{KEY_ENV} is not set, so nothing can be delivered to ShopiMind (and nothing was). Set {KEY_ENV} "
@@ -80,10 +80,13 @@ class ShopiMindResource(dg.ConfigurableResource):
         """Fail early and clearly on a missing or malformed key, or a key about to travel in clear text."""
         if not self.key:
             raise ShopiMindConfigError(MISSING_KEY)
-        if not _KEY_PATTERN.match(self.key):
+        if not _KEY_PATTERN.fullmatch(self.key):
             raise ShopiMindConfigError(f"{KEY_ENV} does not look like a ShopiMind API key (20 to 64 letters, "
                                        "digits or dashes); check the value, it is not shown here")
         parts = urlsplit(self.destination)
+        if parts.username is not None or parts.password is not None:  # it would be stored with every delivery
+            raise ShopiMindConfigError(f"{URL_ENV} carries credentials (user:password@): give the API root "
+                                       "only; the key goes in SHOPIMIND_API_KEY (the value is not shown here)")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ShopiMindConfigError(f"{URL_ENV}={self.destination!r} is not an http(s) URL")
         if parts.scheme == "http" and not _loopback(parts.hostname):

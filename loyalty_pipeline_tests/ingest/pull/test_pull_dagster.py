@@ -16,6 +16,7 @@ from loyalty_pipeline.devtools.standins.loyaltylion import API_KEY
 from loyalty_pipeline.ingest.pull.assets import PULL_ASSET
 from loyalty_pipeline.ingest.pull.staging import staging_name
 from loyalty_pipeline.operations.sensors import export_days
+from loyalty_pipeline.processes import ProcessId, run_process
 from loyalty_pipeline_tests.harness import Pipeline, failure_messages
 from loyalty_pipeline_tests.ingest.helpers import program_for
 from loyalty_pipeline_tests.ingest.pull.helpers import D1, D2, objects
@@ -100,3 +101,14 @@ def test_the_export_sensor_sees_the_pulled_file_and_never_a_manifest_or_an_unfin
     [found] = export_days(pipe.exports, "accounts", "activities")
     assert (found.day, [p.name for p in found.files]) == (D2, ["accounts.jsonl"])
     assert (pipe.exports / D2.isoformat() / "accounts.manifest.json").is_file()
+
+
+def test_a_pull_run_says_which_process_executes_it(tmp_path: Path, api: LoyaltyLionStandIn):
+    """A pull run of the daemon or the UI uses no warehouse; it too names its process (run tags), so that
+    one killed by a reboot is failed by the dead-run reaper (operations/dead_runs.py) instead of staying
+    'started' for ever."""
+    pipe = pipeline(tmp_path, api, today=D2)
+    api.customers = objects("loyaltylion", D2)
+    result = pull(pipe)
+    assert result.success, failure_messages(result)
+    assert run_process(pipe.instance.get_run_by_id(result.run_id)) == ProcessId.current()

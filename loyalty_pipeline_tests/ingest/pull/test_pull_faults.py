@@ -83,6 +83,57 @@ def test_an_api_that_stays_down_fails_the_pull_and_the_next_pull_today_resumes(t
     assert not staged.exists()
 
 
+class Killed(BaseException):
+    """The process dying at that point: nothing after it runs (its flock goes with it, as here)."""
+
+
+def test_a_pull_killed_after_publishing_leaves_the_next_pull_today_a_whole_export(
+        tmp_path: Path, api: LoyaltyLionStandIn, monkeypatch: pytest.MonkeyPatch):
+    """Killed between publishing the export and removing its staging folder, a pull leaves no checkpoint
+    to resume from: for LoyaltyLion the staged file is the export, moved away by the publish, and a
+    resumed pull refilled it with NUL bytes up to the checkpoint's length and published that over it."""
+    api.customers = customers(10)
+    by_hand = as_file(tmp_path / "by_hand.jsonl", api.customers).read_bytes()
+    program = pull_program(tmp_path, "loyaltylion", api.base_url, page_size=3)
+
+    def killed(staging: Staging) -> None:
+        raise Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Staging, "discard", killed)
+        with pytest.raises(Killed):
+            pull_export(program, tmp_path / "exports", D2, today=D2, environ=LL_ENV, **FAST)
+    assert export_of(tmp_path, D2).read_bytes() == by_hand  # published before the kill
+    staged = tmp_path / "exports" / D2.isoformat() / staging_name("accounts")
+    assert staged.is_dir() and not (staged / CHECKPOINT).exists()  # a published export has no live checkpoint
+
+    api.requests.clear()
+    pulled = pull_export(program, tmp_path / "exports", D2, today=D2, environ=LL_ENV, **FAST)
+    assert b"\0" not in export_of(tmp_path, D2).read_bytes()
+    assert export_of(tmp_path, D2).read_bytes() == by_hand
+    assert (pulled.manifest["rows"], pulled.manifest["resumed"]) == (10, False)
+    assert len(api.requests) == 4  # pulled again from page 1: nothing to resume
+    assert not staged.exists()
+
+
+def test_a_checkpoint_whose_files_are_shorter_than_it_says_is_not_resumed(tmp_path: Path, api: LoyaltyLionStandIn):
+    """A checkpoint describes a prefix of its files; one whose file is gone (or shorter) describes none,
+    and resuming from it would fill the gap with NUL bytes: the pull starts over."""
+    api.customers = customers(10)
+    program = pull_program(tmp_path, "loyaltylion", api.base_url, page_size=3)
+    api.down_after = 2
+    with pytest.raises(PullError):
+        pull_export(program, tmp_path / "exports", D2, today=D2, environ=LL_ENV, max_retries=1, **FAST)
+    staged = tmp_path / "exports" / D2.isoformat() / staging_name("accounts")
+    (staged / "customers.jsonl").unlink()  # the 2 pages the checkpoint names are gone
+
+    api.down_after = None
+    api.requests.clear()
+    pulled = pull_export(program, tmp_path / "exports", D2, today=D2, environ=LL_ENV, **FAST)
+    assert pulled.manifest["resumed"] is False and api.requests[0][2].get("cursor") is None
+    assert export_of(tmp_path, D2).read_bytes() == as_file(tmp_path / "by_hand.jsonl", api.customers).read_bytes()
+
+
 def test_a_pull_read_with_other_settings_is_not_resumed_but_started_over(tmp_path: Path, api: LoyaltyLionStandIn):
     api.customers = customers(10)
     api.down_after = 2

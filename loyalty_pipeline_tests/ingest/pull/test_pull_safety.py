@@ -102,3 +102,15 @@ def test_voucherify_credentials_are_scrubbed_from_what_is_pulled_and_from_a_fail
     blob = everything_under(tmp_path / "exports") + str(info.value).encode() + json.dumps(pulled.manifest).encode()
     assert b'"echo": "***' in blob
     assert not [f for secret in (app_id, token) for f in forms(secret) if f.encode() in blob]
+
+
+def test_a_credential_with_a_trailing_newline_is_refused_naming_the_variable_only(tmp_path: Path):
+    # A key read from a file often ends with "\n": sent as a header, httpx would refuse it quoting the value.
+    with LoyaltyLionStandIn(objects("loyaltylion", D1), api_key=KEY) as api:
+        program = pull_program(tmp_path, "loyaltylion", api.base_url)
+        with pytest.raises(PullError) as info:
+            pull_export(program, tmp_path / "exports", D1, today=D1,
+                        environ={"LOYALTYLION_API_KEY": KEY + "\n"}, **FAST)
+        assert api.requests == []
+    assert "LOYALTYLION_API_KEY holds whitespace or a control character" in str(info.value)
+    assert KEY not in str(info.value) and not (tmp_path / "exports" / D1.isoformat()).exists()

@@ -98,6 +98,16 @@ def test_a_bad_key_stops_the_run_and_the_key_is_never_in_errors_or_repr():
     assert echo.save_records(1, b"[]").error == "bad key ***"
 
 
+def test_any_other_httpx_error_ends_the_call_scrubbed_and_never_escapes():
+    # httpx refuses to send a header with a newline and quotes it in its error: never sent, not retried.
+    refused = httpx.LocalProtocolError(f"Illegal header value b'{KEY}\\n'")
+    attempt = client(scripted(refused, 200)).trigger("x", b"{}")
+    assert (attempt.outcome, attempt.requests) == ("failed", 1)
+    assert "LocalProtocolError" in attempt.error and KEY not in attempt.error
+    # An answer that could not be decoded may have been acted on: a trigger is uncertain, never re-sent blindly.
+    assert client(scripted(httpx.DecodingError("bad gzip"), 200)).trigger("x", b"{}").outcome == "uncertain"
+
+
 def test_retry_after_accepts_seconds_and_http_dates():
     assert retry_after_seconds("3") == 3.0
     assert retry_after_seconds(None) is None and retry_after_seconds("soon") is None

@@ -10,7 +10,7 @@ import pytest
 
 from loyalty_pipeline.devtools.emulator import Emulator
 from loyalty_pipeline.outbound.shopimind.assets import dry_run_config
-from loyalty_pipeline.outbound.shopimind.resources import KEY_ENV, ShopiMindResource
+from loyalty_pipeline.outbound.shopimind.resources import KEY_ENV, URL_ENV, ShopiMindConfigError, ShopiMindResource
 from loyalty_pipeline_tests.harness import Pipeline, account, failure_messages
 from loyalty_pipeline_tests.outbound.shopimind.helpers import delivery_pipeline, history_keys, materialization
 
@@ -84,12 +84,13 @@ def test_without_a_key_the_outbound_assets_fail_saying_how_to_fix_it(tmp_path: P
     assert {"loyalty_snapshot", "loyalty_events"} <= done and not {a for a in done if "shopimind" in a}
 
 
-def test_a_malformed_key_is_refused_without_being_shown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv(KEY_ENV, "not a key!")
+@pytest.mark.parametrize("key", ["not a key!", "a-good-looking-key-0123456789\n"])  # a key file's newline
+def test_a_malformed_key_is_refused_without_being_shown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str):
+    monkeypatch.setenv(KEY_ENV, key)
     pipe = Pipeline(tmp_path, today=TODAY, shopimind=ShopiMindResource.from_env())
     two_days(pipe)
     message = failure_messages(pipe.run(D1, expect_success=False))
-    assert "does not look like a ShopiMind API key" in message and "not a key!" not in message
+    assert "does not look like a ShopiMind API key" in message and key.strip() not in message
 
 
 def test_the_key_never_appears_in_logs_metadata_errors_or_tables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
@@ -128,3 +129,11 @@ def test_the_key_never_appears_in_logs_metadata_errors_or_tables(tmp_path: Path,
     assert base_url in blob and "shopimind_events" in blob and "spm-api-key" not in blob.lower()
     assert secret not in blob and wrong not in blob
     assert secret.encode() not in pipe.warehouse.read_bytes()
+
+
+def test_an_api_root_carrying_credentials_is_refused_without_being_shown(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv(KEY_ENV, "a-good-looking-key-0123456789")
+    monkeypatch.setenv(URL_ENV, "https://shop:hunter2-secret@core.shopimind.com")
+    with pytest.raises(ShopiMindConfigError) as info:
+        ShopiMindResource.from_env().check()
+    assert "carries credentials" in str(info.value) and "hunter2" not in str(info.value)
