@@ -68,15 +68,17 @@ def build_events(con: duckdb.DuckDBPyConnection, day: dt.date, program: Program,
     windows = program.expiry_reminder_days
     con.execute("CREATE OR REPLACE TEMP TABLE reminder_windows (days INTEGER)")
     con.executemany("INSERT INTO reminder_windows VALUES (?)", [(w,) for w in windows])
-    # The approaching cool-down looks at D and the snapshot days less than `cooldown` days before it,
-    # each against its own previous snapshot day.
-    approach = [(d, p) for p, d in zip(dates, dates[1:], strict=False)
-                if d == day or d > day - dt.timedelta(days=program.approaching_cooldown_days)]
+    # The approaching cool-down looks at the snapshot days less than `cooldown` days before D, each
+    # against its own previous snapshot day.
+    earlier = [(d, p) for p, d in zip(dates, dates[1:], strict=False)
+               if day > d > day - dt.timedelta(days=program.approaching_cooldown_days)]
     con.execute("CREATE OR REPLACE TEMP TABLE approach_days (day DATE, prev_day DATE)")
-    if approach:
-        con.executemany("INSERT INTO approach_days VALUES (?, ?)", approach)
+    if earlier:
+        con.executemany("INSERT INTO approach_days VALUES (?, ?)", earlier)
     params = {
-        "approach_from": min((p for _, p in approach), default=day),
+        "previous": previous,
+        # The earliest snapshot day the cool-down reads (none: after P, an empty range the scans skip).
+        "cooldown_from": min((p for _, p in earlier), default=day),
         "default_reason": program.default_reason,
         "grace_days": program.downgrade_grace_days,
         "max_window": max(windows, default=0),
@@ -147,11 +149,7 @@ def tier_matrix(con: duckdb.DuckDBPyConnection, day: dt.date, previous: dt.date 
     """Markdown: members of D by tier on P (rows) and tier on D (columns); `(new)` = absent on P."""
     if previous is None:
         return "_baseline: no previous snapshot_"
-    cells = con.execute(
-        "SELECT CASE WHEN p.customer_id IS NULL THEN '(new)' ELSE coalesce(p.tier, '(none)') END, "
-        "coalesce(d.tier, '(none)'), count(*) "
-        "FROM snapshots d LEFT JOIN snapshots p ON p.snapshot_date = $previous AND p.customer_id = d.customer_id "
-        "WHERE d.snapshot_date = $day GROUP BY ALL", {"day": day, "previous": previous}).fetchall()
+    cells = con.execute(sql("tier_matrix"), {"day": day, "previous": previous}).fetchall()
     counts = {(before, after): n for before, after, n in cells}
     tiers = [t.name for t in program.ordered_tiers()]
     rows = [t for t in [*tiers, "(none)", "(new)"] if any(b == t for b, _ in counts)]

@@ -23,13 +23,14 @@ class Adapter(Protocol):
 
     def accounts_sql(self, file: ExportFile, encoding: str, column_map: Mapping[str, str] | None = None
                      ) -> Relation | str:
-        """The accounts file as canonical text columns (columns.ACCOUNT_COLUMNS, plus `absent` for JSON
-        Lines): SQL carrying its own `source_line`, or a Relation that the ingest numbers."""
+        """The accounts file as canonical text columns (columns.ACCOUNT_COLUMNS, plus `absent`: the
+        columns a JSON Lines record lacks, else NULL): SQL carrying its own `source_line`, or a Relation
+        that the ingest numbers. The ingest parses the typed ones (sql/typed_accounts.sql)."""
         ...
 
     def activities_sql(self, file: ExportFile, encoding: str, column_map: Mapping[str, str] | None = None
                        ) -> Relation | str:
-        """The optional activities file, the same way (columns.ACTIVITY_COLUMNS)."""
+        """The optional activities file, the same way (columns.ACTIVITY_COLUMNS, plus `absent`)."""
         ...
 
 

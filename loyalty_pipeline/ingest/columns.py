@@ -1,6 +1,6 @@
 """The canonical columns every platform's export is read into, and a file's headers mapped onto them.
 
-Each reader yields the canonical columns as text, so a bad value reaches validation (and
+Each reader yields the canonical columns as text, so a bad value reaches the ingest's parsing (and
 quarantine) spelled exactly as the file had it: a readers.Relation for CSV and JSON Lines (the
 ingest numbers their lines), SQL carrying its own source_line for Parquet.
 """
@@ -117,7 +117,8 @@ def relation_sql(file: ExportFile, columns: list[str], required: list[str], enco
                  missing: Callable[[ExportFile, list[str], Sequence[str]], str] = _missing_columns,
                  optional: bool = False) -> Relation | str:
     """The file as every canonical column in VARCHAR (NULL when absent), one row per record: a
-    Relation, or for Parquet SQL that carries its own source_line.
+    Relation, or for Parquet SQL that carries its own source_line. Plus `absent`, NULL: a header
+    names a column for the whole file (JSON Lines platforms judge presence per record, jsonl.py).
 
     Headers are matched to columns by resolve_columns (`column_map`, `known`); `missing` words the
     failure when a required one has no header. An `optional` file that declares nothing (0 bytes,
@@ -127,7 +128,8 @@ def relation_sql(file: ExportFile, columns: list[str], required: list[str], enco
     present = header(file, encoding, utf8)
     if present is None:
         if optional:
-            return Relation(f"SELECT {', '.join(f'NULL::VARCHAR AS {c}' for c in columns)} WHERE false", 1)
+            nothing = ", ".join(f"NULL::VARCHAR AS {c}" for c in [*columns, "absent"])
+            return Relation(f"SELECT {nothing} WHERE false", 1)
         if file.format == "jsonl" and file.bytes:
             raise ExportError(f"{file.path}: no JSON record, only blank lines; a full export is never empty")
         raise ExportError(f"{file.path}: the file is empty (no header, no rows)")
@@ -139,13 +141,14 @@ def relation_sql(file: ExportFile, columns: list[str], required: list[str], enco
     select = ", ".join(
         f"CAST({quote_ident(source[c])} AS VARCHAR) AS {c}" if c in source else f"NULL::VARCHAR AS {c}"
         for c in columns
-    )
+    ) + ", NULL::VARCHAR AS absent"
     if file.format == "parquet":
         # No lines: a record's number is its 1-based row, which the reader gives (no copy needed).
         return f"SELECT file_row_number + 1 AS source_line, {select} FROM {parquet_reader(utf8, row_numbers=True)}"
     shape = text_shape(file, encoding)
+    longest = shape.longest_line
     if file.format == "csv":  # the header is line 1
-        skipped = csv_skipped_lines(utf8) if shape.quotes or shape.blank_lines else None
-        return Relation(f"SELECT {select} FROM {csv_reader(utf8, len(present))}", 2, skipped)
-    skipped = blank_lines(utf8) if shape.blank_lines else None
-    return Relation(f"SELECT {select} FROM {json_reader(utf8, list(source.values()))}", 1, skipped)
+        skipped = csv_skipped_lines(utf8, longest) if shape.quotes or shape.blank_lines else None
+        return Relation(f"SELECT {select} FROM {csv_reader(utf8, len(present), longest)}", 2, skipped)
+    skipped = blank_lines(utf8, longest) if shape.blank_lines else None
+    return Relation(f"SELECT {select} FROM {json_reader(utf8, list(source.values()), longest)}", 1, skipped)

@@ -8,10 +8,11 @@ byte offset and line: it is never replaced or guessed. A UTF-8 BOM is left to th
 CSV reader skips it, and JSON Lines are read through it).
 
 The same pass refuses a line longer than readers.MAX_LINE_BYTES, naming it, so DuckDB never meets
-one, and notes whether any line may start no record (text_shape), so that numbering the records
-scans the file's lines only when one might. And the path handed to DuckDB is always plain (see
-readers.py): an export whose path holds a glob character or a quote is read through a symlink with
-a plain name in the same private folder.
+one, and notes what the readers need to know of the file's lines (text_shape): whether any line may
+start no record, so that numbering the records scans the lines only when one might, and how long
+its longest line can be, so that DuckDB's readers are given the limit the file needs. And the path
+handed to DuckDB is always plain (see readers.py): an export whose path holds a glob character or a
+quote is read through a symlink with a plain name in the same private folder.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ class TextShape:
 
     quotes: bool  # a `"` somewhere: a quoted CSV field may continue on the next lines
     blank_lines: bool  # an empty or whitespace-only line
+    # Bytes the longest line may have: a line within one chunk is shorter than a chunk, and one across
+    # chunks is measured (readers.line_limit).
+    longest_line: int = CHUNK
 
 
 _shapes: OrderedDict[str, TextShape] = OrderedDict()  # "<sha256>.<encoding>": decoded without error
@@ -107,10 +111,14 @@ def _decode(file: ExportFile, encoding: str, out) -> TextShape:
     newlines = 0  # in the bytes before `offset` (for the line number of an error)
     newline = _line_end(file.path)
     run = 0  # bytes of the line open at `offset`
+    longest = CHUNK  # of the lines that ended so far (see TextShape.longest_line)
     shape = _ShapeScan(newline)
     with file.path.open("rb") as fh:
         while True:
             chunk = fh.read(CHUNK)
+            ends = chunk.find(newline) if chunk else 0  # the open line ends here (or the file does)
+            if ends >= 0:
+                longest = max(longest, run + ends)
             run = _check_lines(file, chunk, newline, run, newlines)
             shape.feed(chunk)
             pending = decoder.getstate()[0]  # bytes of a character split across chunks
@@ -128,7 +136,7 @@ def _decode(file: ExportFile, encoding: str, out) -> TextShape:
             if out is not None and text:
                 out.write(text.encode("utf-8"))
             if not chunk:
-                return TextShape(quotes=shape.quotes, blank_lines=shape.blank_lines)
+                return TextShape(quotes=shape.quotes, blank_lines=shape.blank_lines, longest_line=longest)
             offset += len(chunk)
             newlines += chunk.count(newline)
 

@@ -1,10 +1,12 @@
 """JSON Lines exports of the platforms' API objects, read as SQL.
 
-The file is read as lines (DuckDB's CSV reader with a delimiter that valid JSON never contains raw), so
-`source_line` is the true line number, blank lines included, and a UTF-8 BOM is skipped. Each record
-is parsed once (`json_extract` with a list of paths); every line must be a complete JSON object or the
-query fails naming the line (a truncated last line is the usual case). Values reach validation as text:
-a string as written, a number as the number, JSON null as NULL, an object or array as its JSON.
+The file is read as lines (DuckDB's CSV reader with a delimiter that valid JSON never contains raw), and
+a UTF-8 BOM is skipped. The records are a readers.Relation: the ingest numbers them like a CSV file's
+(an insertion-ordered copy, shifted by the blank lines), so `source_line` is the true line number,
+blank lines included, and no window serialises the scan. Each record is parsed once (`json_extract`
+with a list of paths); every line must be a complete JSON object or the day fails naming the line (a
+truncated last line is the usual case: the Relation's `refused`). Values reach the ingest's parsing as
+text: a string as written, a number as the number, JSON null as NULL, an object or array as its JSON.
 
 Adapters describe a record as `paths` (name → JSON path) and build canonical columns from the SQL
 helpers below. Presence is judged per record, never on the first one alone: `required` maps canonical
@@ -24,9 +26,9 @@ from pathlib import Path
 import duckdb
 
 from .columns import first_record
-from .encoding import utf8_path
+from .encoding import text_shape, utf8_path
 from .files import ExportError, ExportFile
-from .readers import lines_reader, quote, quote_ident
+from .readers import Relation, lines_reader, quote, quote_ident
 
 _INTEGER = "'[+-]?[0-9]{1,18}'"
 
@@ -34,17 +36,18 @@ Required = str | tuple[str, ...]  # a dotted key path, or alternatives of which 
 
 
 def records_sql(file: ExportFile, encoding: str, *, paths: Mapping[str, str], required: Mapping[str, Required],
-                select: Mapping[str, str], hints: Mapping[str, str] | None = None) -> str:
-    """SQL: `source_line` + `select` (canonical column → SQL expression over the `paths` names) + `absent`
-    (the canonical columns whose `required` keys the record lacks, comma-separated; NULL when none).
+                select: Mapping[str, str], hints: Mapping[str, str] | None = None) -> Relation:
+    """The records: `select` (canonical column → SQL expression over the `paths` names) + `absent` (the
+    canonical columns whose `required` keys the record lacks, comma-separated; NULL when none).
 
     `hints` (canonical column → text) completes the message of a key that no record has."""
     if file.format != "jsonl":
         raise ExportError(f"{file.path}: this platform's export is JSON Lines (.jsonl), not {file.format}")
     path = utf8_path(file, encoding)
     check_first_record(file, path)
+    shape = text_shape(file, encoding)
     alternatives = {column: _keys(keys) for column, keys in required.items()}
-    check_presence(file, path, alternatives, hints or {})
+    check_presence(file, path, alternatives, hints or {}, shape.longest_line)
     probes = {f"present:{key}": _json_path(key) for keys in alternatives.values() for key in keys}
     extract = {**paths, **probes}
     names = list(extract)
@@ -53,22 +56,23 @@ def records_sql(file: ExportFile, encoding: str, *, paths: Mapping[str, str], re
     lacking = ", ".join(f"CASE WHEN {_lacks(keys)} THEN {quote(column)} END"
                         for column, keys in alternatives.items() if column != "customer_id")
     absent = f"nullif(concat_ws(',', {lacking}), '')" if lacking else "NULL::VARCHAR"
-    malformed = ("'line ' || source_line || ': not a complete JSON object (truncated or malformed); "
-                 "fix or re-export the file'")
-    return f"""
-        WITH lines AS (
-            SELECT row_number() OVER () AS source_line, line FROM {lines_reader(path)}
-        ), records AS (
-            SELECT source_line,
-                   CASE WHEN starts_with(ltrim(line), '{{') AND json_valid(line)
-                        THEN json_extract(line, [{", ".join(quote(extract[n]) for n in names)}])
-                        ELSE error({malformed}) END AS v
-            FROM lines
-            WHERE trim(line) <> ''
+    records = f"""
+        WITH records AS (
+            SELECT CASE WHEN whole THEN json_extract(line, [{", ".join(quote(extract[n]) for n in names)}]) END AS v,
+                   CASE WHEN NOT whole THEN {quote(_MALFORMED)} END AS refused
+            FROM (SELECT line, starts_with(ltrim(line), '{{') AND json_valid(line) AS whole
+                  FROM {lines_reader(path, shape.longest_line)} WHERE trim(line) <> '')
         ), fields AS (
-            SELECT source_line, {extracted} FROM records
+            SELECT refused, {extracted} FROM records
         )
-        SELECT source_line, {columns}, {absent} AS absent FROM fields"""
+        SELECT {columns}, {absent} AS absent, refused FROM fields"""
+    # The lines the records skip: empty ones, and those of spaces only.
+    skipped = (f"SELECT ordinality AS line, 1 AS lines FROM {lines_reader(path, shape.longest_line)} "
+               "WITH ORDINALITY WHERE line IS NULL OR trim(line) = '' ORDER BY line") if shape.blank_lines else None
+    return Relation(records, 1, skipped, refuses=True)
+
+
+_MALFORMED = "not a complete JSON object (truncated or malformed); fix or re-export the file"
 
 
 def check_first_record(file: ExportFile, path: Path) -> None:
@@ -80,14 +84,14 @@ def check_first_record(file: ExportFile, path: Path) -> None:
 
 
 def check_presence(file: ExportFile, path: Path, required: Mapping[str, tuple[str, ...]],
-                   hints: Mapping[str, str]) -> None:
+                   hints: Mapping[str, str], longest: int) -> None:
     """Fail the day for a required key that no record of the file has.
 
     One probe per key group, each stopping at the first record that has it: on a well-formed export
     this reads the first rows only; the whole file is read only to report what is missing."""
     groups = list(required.items())
     probes = " UNION ALL ".join(
-        f"(SELECT {i} AS g FROM {lines_reader(path)} WHERE json_valid(line) AND "
+        f"(SELECT {i} AS g FROM {lines_reader(path, longest)} WHERE json_valid(line) AND "
         f"({' OR '.join(f'json_extract(line, {quote(_json_path(k))}) IS NOT NULL' for k in keys)}) LIMIT 1)"
         for i, (_, keys) in enumerate(groups))
     found = {g for (g,) in duckdb.sql(probes).fetchall()}

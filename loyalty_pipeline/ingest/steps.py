@@ -1,5 +1,7 @@
 """The ingest step: the day's export files into raw_accounts / raw_activities, with their lineage.
 
+Each value is parsed in the pass that reads the file (sql/typed_*.sql): the raw tables hold typed
+values, and the text as written only of the values refused (they are few), in `problems`.
 It replaces its day in one transaction, so a failed ingest leaves the previous state of that day
 untouched, and records what it was built from (warehouse/fingerprints.py): re-running a day whose
 files did not change reuses it. The asset (assets.py) calls it; so do the benchmark and tests.
@@ -15,7 +17,7 @@ import duckdb
 
 from ..program import Program
 from ..warehouse import fingerprints
-from ..warehouse.connection import replace_day, sql_files, transaction
+from ..warehouse.connection import prepare, replace_day, sql_files, transaction
 from .files import ExportError, ExportFile, find_export
 from .platforms import adapter
 from .readers import Relation
@@ -50,6 +52,7 @@ def ingest_export(con: duckdb.DuckDBPyConnection, exports_dir: Path, day: dt.dat
     readers = {"accounts": (source.accounts_sql, "raw_accounts"),
                "activities": (source.activities_sql, "raw_activities")}
     stats: dict = {}
+    prepare(con, program)  # the parsers, in UTC (a timestamp's date is the same in every session)
     try:
         # Read each file first (into temp tables: see _read), then replace the day in one transaction.
         reads = {kind: _read(con, kind, file, readers[kind][0](file, program.source.encoding,
@@ -85,27 +88,34 @@ def ingest_export(con: duckdb.DuckDBPyConnection, exports_dir: Path, day: dt.dat
 
 def _read(con: duckdb.DuckDBPyConnection, kind: str, file: ExportFile, relation: str | Relation
           ) -> tuple[str, dict]:
-    """Read `file` ahead of the day's transaction; SQL yielding `source_line` + its columns, and
-    its parameters.
+    """Read `file` ahead of the day's transaction; SQL yielding `source_line` + its typed columns and
+    problems (sql/typed_<kind>.sql), and its parameters.
 
-    A Relation is read once into an insertion-ordered temp table `read_<kind>`, whose rowid is the
-    record's index (outside a transaction: inside one, new rows get provisional rowids); its line
-    is that index shifted by the lines that start no record before it (readers.Relation), found
+    A Relation is read and parsed once into an insertion-ordered temp table `read_<kind>`, whose rowid
+    is the record's index (outside a transaction: inside one, new rows get provisional rowids); its
+    line is that index shifted by the lines that start no record before it (readers.Relation), found
     without a row_number() window, which would serialise the scan. SQL text carries its own
-    source_line and is read when inserted.
+    source_line and is read and parsed when inserted.
     """
+    typed = sql(f"typed_{kind}")
     if isinstance(relation, str):
-        return relation, {}
+        return typed.format(records=relation), {}
     records, skipped = f"read_{kind}", f"read_{kind}_skipped"
+    params = {"first_line": relation.first_line}
+    numbered = f"SELECT rowid + $first_line AS source_line, * FROM {records}"  # every line starts a record
     try:
         con.execute("SET preserve_insertion_order = true")  # rowid = the record's place in the file
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {records} AS {relation.records}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {records} AS {typed.format(records=relation.records)}")
         if relation.skipped is not None:
             con.execute(f"CREATE OR REPLACE TEMP TABLE {skipped} AS {relation.skipped}")
             if con.execute(f"SELECT count(*) FROM {skipped}").fetchone()[0]:
-                return (sql("numbered_records").format(records=records, skipped=skipped),
-                        {"first_line": relation.first_line})
+                numbered = sql("numbered_records").format(records=records, skipped=skipped)
+        if relation.refuses:
+            refused = con.execute(f"SELECT source_line, refused FROM ({numbered}) WHERE refused IS NOT NULL "
+                                  "ORDER BY source_line LIMIT 1", params).fetchone()
+            numbered = f"SELECT * EXCLUDE (refused) FROM ({numbered})"
     except duckdb.Error as exc:
         raise ExportError(f"{file.path}: {_duckdb_reason(exc)}") from exc
-    # Every line starts a record.
-    return f"SELECT rowid + $first_line AS source_line, * FROM {records}", {"first_line": relation.first_line}
+    if relation.refuses and refused:
+        raise ExportError(f"{file.path}: line {refused[0]}: {refused[1]}")
+    return numbered, params

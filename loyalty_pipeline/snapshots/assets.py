@@ -16,12 +16,10 @@ from ..ingest.files import ExportError
 from ..partitions import daily_partitions, day_check, partition_day
 from ..program import ProgramResource
 from ..run_tags import CONFIRM_TAG, HOW_TO_CONFIRM, rebuild_requested, volume_confirmed
-from ..warehouse.connection import WAREHOUSE_POOL, count_day_and_previous, sql_files
-from ..warehouse.metadata import counts, query_table
+from ..warehouse.connection import WAREHOUSE_POOL
+from ..warehouse.metadata import counts, query_table, rows_table
 from ..warehouse.resources import WarehouseResource
-from .steps import build_deltas, build_snapshot
-
-sql = sql_files(__package__)
+from .steps import build_deltas, build_snapshot, snapshot_figures
 
 
 @dg.asset(
@@ -61,25 +59,23 @@ def loyalty_snapshot(
 
 
 # -- the checks of loyalty_snapshot ------------------------------------------------------------------------
+# Each reads the figures the snapshot step recorded with the day's rows (steps.snapshot_figures) instead
+# of scanning the day again.
 
 @day_check(asset=loyalty_snapshot, description="One snapshot row per customer and day.")
-def one_row_per_customer(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
-                         ) -> dg.AssetCheckResult:
-    with warehouse.connect() as con:
-        dupes = con.execute(
-            "SELECT count(*) - count(DISTINCT customer_id) FROM snapshots WHERE snapshot_date = $day",
-            {"day": partition_day(context)}).fetchone()[0]
+def one_row_per_customer(context: dg.AssetCheckExecutionContext, program: ProgramResource,
+                         warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    with warehouse.connect(program.load()) as con:
+        day = snapshot_figures(con, partition_day(context))
+    dupes = day["members"] - day["customers"]
     return dg.AssetCheckResult(passed=dupes == 0, metadata={"duplicate_rows": dupes})
 
 @day_check(asset=loyalty_snapshot, description="Nothing lost: raw rows = snapshot rows + quarantined rows.")
-def rows_reconcile(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
-                   ) -> dg.AssetCheckResult:
-    with warehouse.connect() as con:
-        raw, members, quarantined = con.execute(
-            "SELECT (SELECT count(*) FROM raw_accounts WHERE snapshot_date = $day), "
-            "(SELECT count(*) FROM snapshots WHERE snapshot_date = $day), "
-            "(SELECT count(*) FROM quarantine WHERE snapshot_date = $day AND kind = 'accounts')",
-            {"day": partition_day(context)}).fetchone()
+def rows_reconcile(context: dg.AssetCheckExecutionContext, program: ProgramResource,
+                   warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    with warehouse.connect(program.load()) as con:
+        day = snapshot_figures(con, partition_day(context))
+    raw, members, quarantined = day["raw_rows"], day["members"], day["quarantined"]
     return dg.AssetCheckResult(passed=raw == members + quarantined,
                                metadata={"raw": raw, "snapshot": members, "quarantined": quarantined})
 
@@ -94,9 +90,13 @@ def relative_change(today: int, previous: int) -> float:
 def member_count_within_band(context: dg.AssetCheckExecutionContext, program: ProgramResource,
                              warehouse: WarehouseResource) -> dg.AssetCheckResult:
     day = partition_day(context)
-    ops = program.load().operations
-    with warehouse.connect() as con:
-        members, previous_day, previous = count_day_and_previous(con, "snapshots", day)
+    prog = program.load()
+    ops = prog.operations
+    with warehouse.connect(prog) as con:
+        members = snapshot_figures(con, day)["members"]
+        previous_day = con.execute("SELECT max(snapshot_date) FROM snapshots WHERE snapshot_date < $day",
+                                   {"day": day}).fetchone()[0]
+        previous = snapshot_figures(con, previous_day)["members"] if previous_day else 0
     metadata = {"members": members, "band": ops.member_count_band, "floor": ops.member_count_floor,
                 "confirmed": volume_confirmed(context)}
     if previous_day is None:
@@ -125,19 +125,16 @@ def tiers_known(context: dg.AssetCheckExecutionContext, program: ProgramResource
     prog = program.load()
     max_share, floor = prog.operations.unknown_tier_max_share, prog.operations.unknown_tier_floor
     with warehouse.connect(prog) as con:
-        raw, foreign = con.execute(
-            "SELECT (SELECT count(*) FROM raw_accounts WHERE snapshot_date = $day), "
-            "(SELECT count(*) FROM snapshots WHERE snapshot_date = $day AND tier IS NOT NULL "
-            "   AND tier NOT IN (SELECT name FROM tiers))", {"day": day}).fetchone()
-        # Each spelling as the export wrote it, with its rows: what ops add as an alias.
-        spellings = con.execute(sql("unknown_tier_spellings"), {"day": day}).fetchall()
-        values = query_table(con, f"SELECT * FROM ({sql('unknown_tier_spellings')}) LIMIT 20", {"day": day})
-    unknown = sum(n for _, n in spellings)
+        figures = snapshot_figures(con, day)
+    raw, foreign = figures["raw_rows"], figures["foreign_tiers"]
+    # Each spelling as the export wrote it, with its rows (the most frequent): what ops add as an alias.
+    unknown, spellings = figures["unknown_tiers"]["rows"], figures["unknown_tiers"]["top"]
+    more = figures["unknown_tiers"]["spellings"] - len(spellings)
+    values = rows_table([("raw_tier", "VARCHAR"), ("rows", "BIGINT")], spellings)
     share = unknown / raw if raw else 0.0
     tolerated = share <= max_share or unknown <= floor
     confirmed = volume_confirmed(context)
-    named = ", ".join(f"{tier!r} ({n})" for tier, n in spellings[:20]) + (
-        f" and {len(spellings) - 20} more" if len(spellings) > 20 else "")
+    named = ", ".join(f"{tier!r} ({n})" for tier, n in spellings) + (f" and {more} more" if more else "")
     if foreign:
         description = f"{foreign} snapshot rows have a tier program.yaml no longer defines: re-run the day"
     elif not unknown:

@@ -22,7 +22,15 @@ sql = sql_files(__package__)
 
 
 def build_snapshot(con: duckdb.DuckDBPyConnection, day: dt.date, program: Program, force: bool = False) -> dict:
-    """Validate raw rows into snapshots; every rejected row goes to quarantine with its reason."""
+    """Judge the day's raw rows into snapshots; every rejected row goes to quarantine with its reasons.
+
+    The ingest parsed each value and noted what a row alone is refused for; here the program's tiers
+    reject a few more (sql/rejected.sql), everything else is written to the snapshot, and the
+    duplicates across rows are moved out of it (snapshot_duplicates.sql) when the day's figures show
+    any: counting the distinct customers is needed for the checks anyway, and finds that most days
+    have none. The figures the checks of loyalty_snapshot judge are recorded with the day (figures()),
+    so the checks read them instead of scanning the day again.
+    """
     raw = count_day(con, "raw_accounts", day)
     if raw == 0:
         raise ExportError(f"no raw rows for {day}: materialize loyalty_export for that day first")
@@ -34,35 +42,81 @@ def build_snapshot(con: duckdb.DuckDBPyConnection, day: dt.date, program: Progra
     with transaction(con):
         # Platforms keyed by email (Yotpo) also reject a second row with the same email as a duplicate.
         email_is_key = adapter(program.source.platform).EMAIL_IS_KEY
-        con.execute(sql("snapshot"), {"day": day, "negative_floor": program.negative_balance_floor})
-        con.execute(sql("snapshot_duplicates"), {"email_is_key": email_is_key})
-        con.execute(sql("activities"), {"day": day})
+        con.execute(sql("rejected"), {"day": day})
+        replace_day(con, "snapshots", day, sql("snapshot_rows"), {"negative_floor": program.negative_balance_floor})
+        counted = _count_members(con, day, email_is_key)
+        if counted["members"] > counted["customers"] or counted["emails"] > counted["distinct_emails"]:
+            con.execute(sql("snapshot_duplicates"), {"day": day, "email_is_key": email_is_key})
+            con.execute("DELETE FROM snapshots WHERE snapshot_date = $day AND source_line IN (SELECT source_line "
+                        "FROM rejected WHERE problems[1].reason = 'duplicate_member')", {"day": day})
+            counted = _count_members(con, day, email_is_key)
         con.execute("DELETE FROM quarantine WHERE snapshot_date = $day", {"day": day})
-        members = replace_day(con, "snapshots", day, sql("snapshot_rows"))
-        con.execute(f"INSERT INTO quarantine BY NAME {sql('quarantine_rows')}")
-        con.execute(f"INSERT INTO quarantine BY NAME {sql('activity_quarantine_rows')}")
+        con.execute(f"INSERT INTO quarantine BY NAME {sql('quarantine_rows')}", {"day": day})
+        con.execute(f"INSERT INTO quarantine BY NAME {sql('activity_quarantine_rows')}", {"day": day})
         activities = replace_day(con, "activities", day, sql("activity_rows"),
                                  {"default_reason": program.default_reason})
-        reasons = dict(con.execute(
-            "SELECT kind || ':' || reason, count(*) FROM quarantine WHERE snapshot_date = $day "
-            "GROUP BY ALL ORDER BY ALL", {"day": day}).fetchall())
-        flags = dict(con.execute(
-            "SELECT flag, count(*) FROM (SELECT unnest(dq_flags) AS flag FROM snapshots "
-            "WHERE snapshot_date = $day) GROUP BY ALL ORDER BY ALL", {"day": day}).fetchall())
-        con.execute("DROP TABLE checked")
-        con.execute("DROP TABLE checked_activities")
-        quarantined = sum(n for k, n in reasons.items() if k.startswith("accounts:"))
+        con.execute("DROP TABLE rejected")
+        day_figures = figures(con, day, counted)
         return fingerprints.record(con, "snapshot", day, fp, {
             "raw_rows": raw,
-            "members": members,
-            "enrolled": con.execute("SELECT count(*) FILTER (enrolled) FROM snapshots WHERE snapshot_date = $day",
-                                    {"day": day}).fetchone()[0],
-            "quarantined": quarantined,
-            "quarantined_by_reason": reasons,
-            "flags": flags,
+            **day_figures,
             "activities": activities,
-            "reconciles": raw == members + quarantined,
+            "reconciles": raw == day_figures["members"] + day_figures["quarantined"],
         })
+
+
+def _count_members(con: duckdb.DuckDBPyConnection, day: dt.date, email_is_key: bool = False) -> dict:
+    """The day's snapshot rows, distinct customers, enrolled members, rows whose tier is not one of the
+    program's (temp table tiers); where the email is the key, emails and distinct emails (else 0)."""
+    row = con.execute(
+        "SELECT count(*), count(DISTINCT customer_id), count(*) FILTER (enrolled), "
+        "count(*) FILTER (tier IS NOT NULL AND tier NOT IN (SELECT name FROM tiers)), "
+        "CASE WHEN $email_is_key THEN count(email) ELSE 0 END, "
+        "CASE WHEN $email_is_key THEN count(DISTINCT email) ELSE 0 END "
+        "FROM snapshots WHERE snapshot_date = $day", {"day": day, "email_is_key": email_is_key}).fetchone()
+    return dict(zip(("members", "customers", "enrolled", "foreign_tiers", "emails", "distinct_emails"), row,
+                    strict=True))
+
+
+# What figures() adds to the snapshot's stats; a day recorded without them is counted again.
+FIGURES = ("members", "customers", "enrolled", "quarantined", "quarantined_by_reason", "flags", "foreign_tiers",
+           "unknown_tiers")
+_SPELLINGS = 20  # unknown tier spellings kept with their rows (the most frequent), for ops to alias
+
+
+def figures(con: duckdb.DuckDBPyConnection, day: dt.date, counted: dict | None = None) -> dict:
+    """The day's snapshot and quarantine in numbers: members and distinct customers, enrolled members,
+    quarantined rows by reason, flags, snapshot rows whose tier is not one of the program's (temp table
+    tiers), and the unknown tier spellings as the export wrote them, most rows first. `counted`: the
+    members' counts (_count_members) when the caller has them."""
+    counted = counted or _count_members(con, day)
+    reasons = dict(con.execute(
+        "SELECT kind || ':' || reason, count(*) FROM quarantine WHERE snapshot_date = $day "
+        "GROUP BY ALL ORDER BY ALL", {"day": day}).fetchall())
+    flags = dict(con.execute(
+        "SELECT flag, count(*) FROM (SELECT unnest(dq_flags) AS flag FROM snapshots "
+        "WHERE snapshot_date = $day AND len(dq_flags) > 0) GROUP BY ALL ORDER BY ALL", {"day": day}).fetchall())
+    spellings = con.execute(sql("unknown_tier_spellings"), {"day": day}).fetchall()
+    return {
+        "members": counted["members"],
+        "customers": counted["customers"],
+        "enrolled": counted["enrolled"],
+        "quarantined": sum(n for k, n in reasons.items() if k.startswith("accounts:")),
+        "quarantined_by_reason": reasons,
+        "flags": flags,
+        "foreign_tiers": counted["foreign_tiers"],
+        "unknown_tiers": {"rows": sum(n for _, n in spellings), "spellings": len(spellings),
+                          "top": [[tier, n] for tier, n in spellings[:_SPELLINGS]]},
+    }
+
+
+def snapshot_figures(con: duckdb.DuckDBPyConnection, day: dt.date) -> dict:
+    """What the checks of loyalty_snapshot judge for `day` (raw_rows and figures()): as the snapshot step
+    recorded them, or counted now for a day built before they were recorded. Needs temp table tiers."""
+    stats = fingerprints.recorded(con, "snapshot", day) or {}
+    if not all(key in stats for key in ("raw_rows", *FIGURES)):
+        stats = {"raw_rows": count_day(con, "raw_accounts", day), **stats, **figures(con, day)}
+    return stats
 
 
 def build_deltas(con: duckdb.DuckDBPyConnection, day: dt.date, force: bool = False) -> dict:
@@ -84,7 +138,7 @@ def build_deltas(con: duckdb.DuckDBPyConnection, day: dt.date, force: bool = Fal
         return reused
     install_macros(con)  # deltas.sql matches quarantined ids as validation normalises them
     with transaction(con):
-        rows = replace_day(con, "account_deltas", day, sql("deltas"))
+        rows = replace_day(con, "account_deltas", day, sql("deltas"), {"previous": previous})
         kinds = dict(con.execute(
             "SELECT change_kind, count(*) FROM account_deltas WHERE snapshot_date = $day GROUP BY ALL",
             {"day": day}).fetchall())

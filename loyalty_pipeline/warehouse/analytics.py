@@ -4,8 +4,9 @@ DuckDB allows one read-write process per database file, and a reader blocks the 
 analysts never open the pipeline's file: each step publishes its day to
 `<warehouse dir>/parquet/<table>/<YYYY-MM-DD>.parquet` (atomic rename), and
 `<warehouse dir>/analytics.duckdb` holds only views over those globs. Views resolve their globs at
-query time, so a new day shows up without touching the catalog; the catalog itself is rebuilt in
-a temp file and renamed over the old one, which never disturbs an analyst holding it open.
+query time, so a new day shows up without touching the catalog: it is rebuilt only when a table is
+published for the first time (or it is missing, or broken), in a temp file renamed over the old
+one, which never disturbs an analyst holding it open.
 
 Paths are data: they are bound as parameters where DuckDB allows it and quoted (and, in the views'
 globs, escaped) where it does not, so a folder named `o'brien` or `data[1]` works as any other.
@@ -36,16 +37,17 @@ def catalog_path(warehouse: Path) -> Path:
 
 def publish_day(con: duckdb.DuckDBPyConnection, warehouse: Path, table: str, day: dt.date,
                 built_at: float | None = None) -> Path:
-    """Write `table`'s rows of `day` to its Parquet file (replacing it atomically), then the catalog.
-    A file written after `built_at` (epoch seconds: when the day's rows were built) already holds
-    them and is left alone, so re-running an unchanged day does not churn the analysts' files."""
+    """Write `table`'s rows of `day` to its Parquet file (replacing it atomically), then make sure the
+    catalog has its view. A file written after `built_at` (epoch seconds: when the day's rows were
+    built) already holds them and is left alone, so re-running an unchanged day does not churn the
+    analysts' files."""
     folder = parquet_root(warehouse) / table
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{day.isoformat()}.parquet"
     if built_at is not None and target.exists() and target.stat().st_mtime >= built_at:
         return target
     _copy(con, f"SELECT * FROM {table} WHERE snapshot_date = $day", {"day": day}, target)
-    refresh_catalog(warehouse)
+    ensure_catalog(warehouse)
     return target
 
 
@@ -55,7 +57,7 @@ def publish_current(con: duckdb.DuckDBPyConnection, warehouse: Path, table: str)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / "current.parquet"
     _copy(con, f"SELECT * FROM {table}", {}, target)
-    refresh_catalog(warehouse)
+    ensure_catalog(warehouse)
     return target
 
 
@@ -64,11 +66,43 @@ def _copy(con: duckdb.DuckDBPyConnection, query: str, params: dict, target: Path
     remove_stale(target.parent)
     tmp = temp_path(target)
     try:
-        con.execute(f"COPY ({query}) TO $path (FORMAT parquet)", {**params, "path": str(tmp)})
+        # Rows in any order (a file is a set to its readers): both cores write, not one.
+        con.execute("SET preserve_insertion_order = false")
+        try:
+            con.execute(f"COPY ({query}) TO $path (FORMAT parquet)", {**params, "path": str(tmp)})
+        finally:
+            con.execute("RESET preserve_insertion_order")
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _published(warehouse: Path) -> list[str]:
+    """The tables with a published file: one view each."""
+    root = parquet_root(warehouse)
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and any(p.glob("*.parquet"))) if root.exists() else []
+
+
+def ensure_catalog(warehouse: Path) -> Path:
+    """The catalog with one view per published table: left alone when it has exactly those views and
+    no WAL beside it, else rebuilt (refresh_catalog). Opening it read-only to look costs milliseconds;
+    a rebuild costs a new database file."""
+    target = catalog_path(warehouse)
+    remove_stale(target.parent)
+    if target.exists() and not _wal(target).exists():
+        try:
+            con = duckdb.connect(str(target), read_only=True)
+            try:
+                views = [v for (v,) in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal "
+                                                    "ORDER BY view_name").fetchall()]
+            finally:
+                con.close()
+            if views == _published(warehouse):
+                return target
+        except duckdb.Error:
+            pass  # not a catalog we can read (a session holds it read-write, a broken file): rebuild
+    return refresh_catalog(warehouse)
 
 
 def refresh_catalog(warehouse: Path) -> Path:
@@ -81,7 +115,7 @@ def refresh_catalog(warehouse: Path) -> Path:
     already lost with their session.
     """
     root = parquet_root(warehouse)
-    tables = sorted(p.name for p in root.iterdir() if p.is_dir() and any(p.glob("*.parquet"))) if root.exists() else []
+    tables = _published(warehouse)
     target = catalog_path(warehouse)
     remove_stale(target.parent)
     tmp = temp_path(target)

@@ -88,6 +88,15 @@ def reuse(con: duckdb.DuckDBPyConnection, step: str, day: dt.date, wanted: str, 
     return {**json.loads(row[0], object_hook=_decode), "reused": True, "built_at": row[2]}
 
 
+def recorded(con: duckdb.DuckDBPyConnection, step: str, day: dt.date) -> dict | None:
+    """The stats `step` recorded with its last build of `day` (None: never built), whatever its inputs:
+    what a check of the day reads instead of counting the rows again (they were counted in the
+    transaction that wrote them, and a reuse finds them all there)."""
+    row = con.execute("SELECT stats FROM step_fingerprints WHERE step = $step AND snapshot_date = $day",
+                      {"step": step, "day": day}).fetchone()
+    return json.loads(row[0], object_hook=_decode) if row else None
+
+
 def record(con: duckdb.DuckDBPyConnection, step: str, day: dt.date, value: str, stats: dict) -> dict:
     """Store the fingerprint and stats of a build (inside the caller's transaction); returns the stats
     with `built_at` (epoch seconds), which the analysts' files are compared with."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
 import dagster as dg
 import duckdb
 
@@ -12,10 +14,15 @@ def query_table(con: duckdb.DuckDBPyConnection, query: str, params: dict | None 
     """A query's result as a table in the UI, its columns typed as DuckDB types them, so an empty result still
     shows them (keep it small: LIMIT in the query)."""
     cur = con.execute(query, params or {})
-    schema = dg.TableSchema([dg.TableColumn(name, str(kind)) for name, kind, *_ in cur.description])
+    return rows_table([(name, str(kind)) for name, kind, *_ in cur.description], cur.fetchall())
+
+
+def rows_table(columns: Sequence[tuple[str, str]], rows: Iterable[Sequence]) -> dg.TableMetadataValue:
+    """Rows under (name, type) columns as a table in the UI: figures a step recorded, shown like a query's."""
+    schema = dg.TableSchema([dg.TableColumn(name, kind) for name, kind in columns])
     names = [column.name for column in schema.columns]
     records = [dg.TableRecord({name: v if v is None or isinstance(v, _CELL_TYPES) else str(v)
-                               for name, v in zip(names, row, strict=True)}) for row in cur.fetchall()]
+                               for name, v in zip(names, row, strict=True)}) for row in rows]
     return dg.MetadataValue.table(records, schema)
 
 

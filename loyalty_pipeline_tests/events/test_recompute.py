@@ -7,6 +7,7 @@ expiry batches, and activities files on some days only.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import random
 from pathlib import Path
@@ -20,7 +21,7 @@ from loyalty_pipeline.ingest.files import ExportError
 from loyalty_pipeline.ingest.steps import ingest_export
 from loyalty_pipeline.program import load_program
 from loyalty_pipeline.snapshots.steps import build_deltas, build_snapshot
-from loyalty_pipeline.warehouse.connection import connect
+from loyalty_pipeline.warehouse.connection import connect, sql_files
 from loyalty_pipeline_tests.events.helpers import ACTIVITY_HEADER
 from loyalty_pipeline_tests.harness import DEFAULT_PROGRAM, Pipeline, account
 
@@ -168,4 +169,41 @@ def test_events_refuse_deltas_made_before_a_late_earlier_day(tmp_path: Path):
     build_events(con, d3, program, TODAY)
     assert con.execute("SELECT metadata::VARCHAR FROM loyalty_events WHERE snapshot_date = $d", {"d": d3}).fetchall() \
         == [('{"points_amount":30,"reason":"purchase","new_balance":180}',)]
+    con.close()
+
+
+def test_the_tier_matrix_from_the_deltas_is_the_join_of_the_two_days(tmp_path: Path):
+    """tier_matrix reads D's tiers and its deltas, not the two snapshots joined: it must count what the
+    join counts, members rejected on P (compared by the deltas with an older row) and duplicates included."""
+    rng = random.Random(7)
+    pipeline = Pipeline(tmp_path)
+    days = [dt.date.fromisoformat(d) for d in write_random_exports(pipeline, rng, n_days=8, members=60)]
+    for day in days[1:]:  # a few rows refused, a few members twice
+        path = pipeline.exports / day.isoformat() / "accounts.csv"
+        with path.open(newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        for row in rng.sample(rows, 5):
+            row["points_balance"] = "x"
+        rows += [dict(row) for row in rng.sample(rows, 2)]
+        pipeline.write_accounts(day.isoformat(), rows)
+    program = load_program(DEFAULT_PROGRAM)
+    con = connect(tmp_path / "w.duckdb")
+    compared = 0
+    for previous, day in zip(days, days[1:], strict=False):
+        for step_day in ([previous] if previous == days[0] else []) + [day]:
+            ingest_export(con, pipeline.exports, step_day, program)
+            build_snapshot(con, step_day, program)
+            build_deltas(con, step_day)
+        joined = con.execute(
+            "SELECT CASE WHEN p.customer_id IS NULL THEN '(new)' ELSE coalesce(p.tier, '(none)') END, "
+            "coalesce(d.tier, '(none)'), count(*) FROM snapshots d "
+            "LEFT JOIN snapshots p ON p.snapshot_date = $previous AND p.customer_id = d.customer_id "
+            "WHERE d.snapshot_date = $day GROUP BY ALL", {"day": day, "previous": previous}).fetchall()
+        assert sorted(con.execute(sql_files("loyalty_pipeline.events")("tier_matrix"),
+                                  {"day": day, "previous": previous}).fetchall()) == sorted(joined)
+        compared += 1
+    # The history holds members rejected on the previous day and back the next.
+    assert compared == len(days) - 1 and con.execute(
+        "SELECT count(*) FROM quarantine q JOIN snapshots s ON s.customer_id = q.customer_id "
+        "AND s.snapshot_date > q.snapshot_date WHERE q.kind = 'accounts'").fetchone()[0] > 0
     con.close()

@@ -90,6 +90,20 @@ def test_the_decode_pass_sees_quotes_and_blank_lines_whatever_the_chunks(tmp_pat
     assert (shape.quotes, shape.blank_lines) == (quotes, blank_lines)
 
 
+@pytest.mark.parametrize("chunk", [1, 3, 7, 1 << 20])
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n", b"\r"])
+def test_the_decode_pass_bounds_the_longest_line_whatever_the_chunks(tmp_path, monkeypatch, chunk, newline):
+    # The readers are given this as their line limit: a line within one chunk is shorter than a chunk,
+    # one across chunks is measured (a CR before the LF counts, as DuckDB counts it).
+    monkeypatch.setattr(encoding, "CHUNK", chunk)
+    monkeypatch.setattr(encoding, "_shapes", type(encoding._shapes)())  # shapes are kept by content
+    content = newline.join([b"a,b", b"x" * 25, b"y"]) + newline
+    longest = 25 + (newline == b"\r\n")
+    assert encoding.text_shape(_export(tmp_path, content), "utf-8").longest_line == max(chunk, longest)
+    unterminated = newline.join([b"a,b", b"y", b"x" * 25])  # the last line ends with the file
+    assert encoding.text_shape(_export(tmp_path / "u", unterminated), "utf-8").longest_line == max(chunk, 25)
+
+
 @pytest.mark.parametrize("folder", ["ex*", "e[x]", "o'brien", "a?b", "~home", "s3:"])
 def test_a_path_duckdb_would_expand_is_read_through_a_plain_alias(tmp_path, folder):
     from loyalty_pipeline.ingest import readers

@@ -349,6 +349,24 @@ def test_csv_source_line_is_the_physical_line(tmp_path, shape, newline):
     assert snapshot(pipeline, "customer_id, source_line") == [("C1", 2), ("C2", 3), ("C4", 9)]
 
 
+@pytest.mark.parametrize("shape", ["yotpo", "loyaltylion", "voucherify"])
+def test_platform_jsonl_source_line_is_the_physical_line(tmp_path, shape):
+    # Numbered like a CSV file's records (no window): blank lines and lines of spaces shift the next ones.
+    c1, c2, c3 = render(shape, [record(shape, "C1"), record(shape, "C2", balance="12a"),
+                                record(shape, "C3")]).splitlines()
+    pipeline = pipeline_for(tmp_path, shape)
+    write(pipeline, shape, c1 + "\n\n  \n" + c2 + "\n\n" + c3 + "\n")
+    succeeds(pipeline, raw=3)
+    assert [r[:2] + r[3:] for r in quarantine(pipeline)] == [(4, "C2", "12a", "invalid_integer")]
+    assert snapshot(pipeline, "customer_id, source_line") == [("C1", 1), ("C3", 6)]
+
+
+@pytest.mark.parametrize("shape", ["yotpo", "loyaltylion", "voucherify"])
+def test_a_broken_platform_record_fails_the_day_naming_its_physical_line(tmp_path, shape):
+    c1, c2 = render(shape, [record(shape, "C1"), record(shape, "C2")]).splitlines()
+    fails(tmp_path, shape, c1 + "\n\n" + c2[:-5] + "\n" + c2 + "\n", "line 3: not a complete JSON object")
+
+
 def test_canonical_jsonl_source_line_is_the_physical_line(tmp_path):
     records = [json.dumps({k: str(v) for k, v in account(cid, points=p).items()})
                for cid, p in (("C1", 1), ("C2", "12a"), ("C3", 3))]

@@ -91,6 +91,23 @@ def test_all_problems_of_a_row_are_kept(pipeline: Pipeline):
     assert [p["reason"] for p in json.loads(problems)] == ["invalid_integer", "unknown_tier"]
 
 
+def test_values_are_parsed_as_the_file_is_read_and_only_refused_ones_keep_their_text(pipeline: Pipeline):
+    """raw_accounts holds typed values; the text of a typed value survives only where its column refused
+    it, in `problems` (field, value as written, reason), which quarantine reports."""
+    pipeline.write_accounts(DAY, [account("C1", points=" 1200 ", tier_since="2026-02-03T10:00:00Z"),
+                                  account("C2", points="12a", lifetime=" 7 ", enrolled="maybe")])
+    pipeline.run(DAY)
+    assert pipeline.query("SELECT source_line, customer_id, enrolled, points_balance, lifetime_points, tier, "
+                          "tier_since, problems FROM raw_accounts ORDER BY source_line") == [
+        (2, "C1", True, 1200, 1200, "Bronze", dt.date(2026, 2, 3), None),
+        (3, "C2", None, None, 7, "Bronze", dt.date(2026, 1, 1),
+         [{"field": "enrolled", "value": "maybe", "reason": "invalid_boolean"},
+          {"field": "points_balance", "value": "12a", "reason": "invalid_integer"}]),
+    ]
+    assert pipeline.query("SELECT source_line, field, value, reason FROM quarantine") == [
+        (3, "enrolled", "maybe", "invalid_boolean")]
+
+
 def _broken_files():
     good = ",".join(ACCOUNT_HEADER) + "\nC1,a@b.co,true,10,10,Bronze,,,,\n"
     return {

@@ -65,7 +65,7 @@ def test_loyaltylion_customers(tmp_path):
          dt.date(2015, 12, 10), None, None, [], 2),
     ]
     assert pipeline.query(QUARANTINE) == []
-    assert pipeline.query("SELECT lifetime_points FROM raw_accounts ORDER BY source_line") == [("700",), ("700",)]
+    assert pipeline.query("SELECT lifetime_points FROM raw_accounts ORDER BY source_line") == [(700,), (700,)]
 
 
 def test_loyaltylion_point_tier_bounds_come_back_times_100(tmp_path):

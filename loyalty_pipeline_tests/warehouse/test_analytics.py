@@ -123,3 +123,30 @@ def test_paths_with_quotes_and_glob_characters_are_data(tmp_path: Path):
     finally:
         con.close()
     assert (pipe.outbound / "reelevant" / "2026-04-01.jsonl").read_text().count("\n") == 2
+
+
+def test_the_catalog_is_rebuilt_only_when_its_views_change(tmp_path: Path):
+    """A new day of a published table needs no new catalog (its view's glob finds the file); a table
+    published for the first time does."""
+    warehouse = tmp_path / "loyalty.duckdb"
+    con = duckdb.connect(str(warehouse))
+    con.execute("CREATE TABLE snapshots AS SELECT DATE '2026-04-01' AS snapshot_date, 'C1' AS customer_id")
+    con.execute("CREATE TABLE quarantine AS SELECT DATE '2026-04-01' AS snapshot_date, 'missing_id' AS reason")
+    catalog = catalog_path(warehouse)
+    publish_day(con, warehouse, "snapshots", dt.date(2026, 4, 1))
+    first = catalog.stat().st_ino
+
+    con.execute("INSERT INTO snapshots VALUES (DATE '2026-04-02', 'C1')")
+    publish_day(con, warehouse, "snapshots", dt.date(2026, 4, 2))
+    assert catalog.stat().st_ino == first
+    publish_day(con, warehouse, "quarantine", dt.date(2026, 4, 1))
+    assert catalog.stat().st_ino != first
+    con.close()
+
+    reader = duckdb.connect(str(catalog), read_only=True)
+    try:
+        assert reader.execute("SELECT count(*) FROM snapshots").fetchone() == (2,)
+        assert reader.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY 1").fetchall() == [
+            ("quarantine",), ("snapshots",)]
+    finally:
+        reader.close()

@@ -42,11 +42,41 @@ def test_a_warehouse_made_before_migrations_keeps_its_rows_and_only_records_0001
     columns = old.execute("SELECT table_name, column_name, data_type FROM information_schema.columns "
                           "ORDER BY ALL").fetchall()
     old.close()
-    con = connect(path)
+    # 0001 alone (the later migrations change the schema on purpose).
+    con = duckdb.connect(str(path))
+    migrate(con, migrations()[:1])
     assert recorded(con)[0] == (1, "initial")
     assert con.execute("SELECT count(*) FROM export_files").fetchone() == (1,)
     assert con.execute("SELECT table_name, column_name, data_type FROM information_schema.columns "
                        "WHERE table_name <> 'schema_migrations' ORDER BY ALL").fetchall() == columns
+    con.close()
+    con = connect(path)  # and the others after it
+    assert recorded(con) == [(m.version, m.name) for m in migrations()]
+    assert con.execute("SELECT count(*) FROM export_files").fetchone() == (1,)
+    con.close()
+
+
+def test_raw_rows_written_as_text_are_dropped_with_their_ingest_records_and_nothing_else(tmp_path: Path):
+    """0002: the raw tables become typed; their text-only rows and the ingest's records of those days go
+    (re-running such a day reads its export again), what was built from them stays."""
+    path = tmp_path / "before.duckdb"
+    old = duckdb.connect(str(path))
+    old.execute("CREATE TABLE schema_migrations (version INTEGER NOT NULL, name VARCHAR NOT NULL, "
+                "applied_at TIMESTAMPTZ NOT NULL)")
+    migrate(old, migrations()[:1])
+    old.execute("INSERT INTO raw_accounts (snapshot_date, source_file, source_line, customer_id, points_balance) "
+                "VALUES (DATE '2026-03-01', 'a.csv', 2, 'C1', '12')")
+    old.execute("INSERT INTO snapshots VALUES (DATE '2026-03-01', 'C1', NULL, true, 12, 12, NULL, NULL, NULL, NULL, "
+                "NULL, NULL, [], 'a.csv', 2)")
+    old.execute("INSERT INTO step_fingerprints VALUES ('ingest', DATE '2026-03-01', 'f1', 1, '{}', now()), "
+                "('snapshot', DATE '2026-03-01', 'f2', 1, '{}', now())")
+    old.close()
+    con = connect(path)
+    assert con.execute("SELECT count(*) FROM raw_accounts").fetchone() == (0,)
+    assert con.execute("SELECT data_type FROM information_schema.columns WHERE table_name = 'raw_accounts' "
+                       "AND column_name = 'points_balance'").fetchone() == ("BIGINT",)
+    assert con.execute("SELECT step FROM step_fingerprints").fetchall() == [("snapshot",)]
+    assert con.execute("SELECT customer_id FROM snapshots").fetchall() == [("C1",)]
     con.close()
 
 

@@ -1,11 +1,12 @@
 """`make bench`: speed and memory of one day's run at N members, against bare references.
 
     python -m loyalty_pipeline.devtools.bench [--members 1000000] [--repeats 3] [--formats csv,parquet]
-                                     [--out bench/results] [--skip-outbound] [--skip-dagster] ...
+                                     [--out bench/results] [--skip-outbound] ...
 
 1. Generates two days of the simulated program (loyalty_pipeline.devtools.sample) per format.
-2. Processing of day 2: the pipeline's four steps, then the bare DuckDB reference, in one child per
-   (format, repeat); one Dagster job run per format for Dagster's overhead.
+2. Processing of day 2, as users run it: the whole in-process Dagster run of the four processing
+   assets with their blocking checks and the analysts' publish (rebuild forced, day 1 done), then
+   the bare DuckDB reference reading both days' files, in one child per (format, repeat).
 3. Outbound of day 2 against the emulator (own process): the pipeline's delivery and a raw httpx
    loop with the same payloads and concurrency; then a re-run of the finished day (requests counted).
 4. Writes <out>/<timestamp>.json and .md and prints the tables. See the README, "Benchmark".
@@ -27,8 +28,9 @@ from pathlib import Path
 
 from ...settings import PROJECT_ROOT
 from . import report
-from .common import load_average, remove_db, run_child
+from .common import load_average, run_child
 from .emulator_proc import EmulatorProcess
+from .processing import discard
 
 
 def machine() -> dict:
@@ -81,7 +83,6 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--memory-limit", help="DuckDB memory_limit for pipeline and reference (default: the pipeline's "
                         "LOYALTY_DUCKDB_MEMORY_LIMIT; the reference: DuckDB's)")
     p.add_argument("--skip-outbound", action="store_true")
-    p.add_argument("--skip-dagster", action="store_true")
     p.add_argument("--skip-rerun", action="store_true")
     return p.parse_args(argv)
 
@@ -144,8 +145,7 @@ def run(args: argparse.Namespace, formats: list[str], outbound_repeats: int, wor
     bases = {}
     for fmt in formats:
         log(f"day 1 ({fmt}) into the base warehouse (setup, not timed)")
-        bases[fmt] = {"base": str(work / f"base-{fmt}.duckdb"), "ref_base": str(work / f"ref-base-{fmt}.duckdb"),
-                      "exports": str(work / f"exports-{fmt}")}
+        bases[fmt] = {"base": str(work / f"base-{fmt}.duckdb"), "exports": str(work / f"exports-{fmt}")}
         run_child("prepare_base", {**common, **bases[fmt], "destination": "bench"}, work)
 
     processed_db = None  # day 2 processed by the pipeline (first format, first repeat): outbound's input
@@ -158,7 +158,7 @@ def run(args: argparse.Namespace, formats: list[str], outbound_repeats: int, wor
             if keep:
                 processed_db = out.pop("pipeline_db")
             result["processing"][fmt]["runs"].append(out)
-            log(f"processing {fmt} #{i + 1}: pipeline {out['pipeline']['seconds']:.2f} s, reference "
+            log(f"processing {fmt} #{i + 1}: Dagster run {out['pipeline']['seconds']:.2f} s, reference "
                 f"{out['reference']['seconds']:.2f} s, ratio {out['ratio']}, peak {out['pipeline']['peak_rss_mb']} / "
                 f"{out['reference']['peak_rss_mb']} MB, same rows: {out['verify']['same']}")
     for fmt in formats:
@@ -166,16 +166,8 @@ def run(args: argparse.Namespace, formats: list[str], outbound_repeats: int, wor
     first = result["processing"][formats[0]]
     result["churn"] = report.churn(first["runs"][0])
 
-    if not args.skip_dagster:
-        result["dagster"] = {}
-        for fmt in formats:
-            out = run_child("dagster", {**common, **bases[fmt], "tag": fmt}, work)["dagster"]
-            out["overhead_s"] = round(out["seconds"] - result["processing"][fmt]["summary"]["pipeline_s"], 2)
-            result["dagster"][fmt] = out
-            log(f"dagster {fmt}: {out['seconds']:.2f} s (overhead {out['overhead_s']} s), success {out['success']}")
-
     if args.skip_outbound:
-        remove_db(Path(processed_db))
+        discard(Path(processed_db))
         return
     rounds, reruns = [], []
     for i in range(outbound_repeats):
@@ -195,7 +187,7 @@ def run(args: argparse.Namespace, formats: list[str], outbound_repeats: int, wor
                 log(f"re-run #{i + 1}: processing {rerun['processing']['seconds']:.2f} s, outbound "
                     f"{rerun['outbound']['seconds']:.2f} s, {rerun['requests']['total']} requests")
             else:
-                remove_db(Path(pipeline["db"]))
+                discard(Path(pipeline["db"]))
         with EmulatorProcess() as emulator:
             before = emulator.stats()
             raw = run_child("outbound_raw", {**common, **delivery, "db": processed_db, "base_url": emulator.base_url},
@@ -204,7 +196,7 @@ def run(args: argparse.Namespace, formats: list[str], outbound_repeats: int, wor
         rounds.append(report.outbound_round(pipeline, pipeline_requests, raw, raw_requests))
         log(f"outbound raw #{i + 1}: accounts {raw['accounts']['seconds']:.1f} s, "
             f"events {raw['events']['seconds']:.1f} s; pipeline / raw = {rounds[-1]['ratio']}")
-    remove_db(Path(processed_db))
+    discard(Path(processed_db))
     summary = report.summarize_outbound(rounds)
     result["outbound"] = {"rounds": rounds, "summary": summary,
                           "requests_vs_change": report.requests_vs_change(summary, result["churn"], args.batch_size)}

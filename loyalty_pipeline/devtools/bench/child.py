@@ -34,7 +34,6 @@ def stages() -> dict:
         "generate": generate,
         "prepare_base": processing.prepare_base,
         "processing": processing.processing,
-        "dagster": processing.dagster_run,
         "outbound_pipeline": outbound.outbound_pipeline,
         "outbound_raw": outbound.outbound_raw,
         "rerun": outbound.rerun,

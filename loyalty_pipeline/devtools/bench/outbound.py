@@ -8,8 +8,9 @@
   one `httpx.Client`, at the same concurrency, with no retries, no ledger and no validation; it
   streams from DuckDB as well. Afterwards (not timed) a sample of its payloads is compared with the
   pipeline's rendering of the same rows.
-- `rerun` (child): the finished day again: the four processing steps, then the three ShopiMind
-  assets through Dagster (what a re-run of the day's job does); the orchestrator counts requests.
+- `rerun` (child): the finished day again, as the first run was measured: the four processing assets
+  through Dagster (their checks and publish included; no rebuild forced), then the three ShopiMind
+  assets (what a re-run of the day's job does); the orchestrator counts requests.
 
 The emulator runs in its own process (emulator_proc), a fresh one for the pipeline and for the raw
 loop, so both start from the same empty state; its CPU use is reported: one uvicorn event loop
@@ -38,8 +39,17 @@ from ...program import load_program
 from ...settings import program_path
 from ...warehouse.connection import connect
 from ..emulator import EMULATOR_API_KEY
-from .common import DAY2, Peak, copy_db, measured, remove_db
-from .processing import asset_job, bench_resources, run_job, run_steps
+from .common import DAY2, Peak, measured
+from .processing import (
+    PROCESSING_ASSETS,
+    asset_job,
+    bench_resources,
+    copy_warehouse,
+    discard,
+    failures,
+    run_details,
+    run_job,
+)
 
 OUTBOUND_ASSETS = ("shopimind_setup", "shopimind_accounts", "shopimind_events")
 
@@ -63,7 +73,7 @@ def _bootstrap(shopimind: ShopiMindResource) -> int:
 
 
 def outbound_pipeline(args: dict) -> dict:
-    db = copy_db(Path(args["db"]), Path(args["work"]) / f"outbound-{args['tag']}.duckdb")
+    db = copy_warehouse(Path(args["db"]), Path(args["work"]) / f"outbound-{args['tag']}")
     shopimind = resource_for(args)
     program = load_program(program_path())
     settings = shopimind.settings(program.max_event_age_days)
@@ -230,26 +240,21 @@ def same_payloads(con: duckdb.DuckDBPyConnection, sample: int) -> dict:
 # -- re-running the finished day ------------------------------------------------------------------
 
 def rerun(args: dict) -> dict:
-    """Day 2 again on the warehouse its first run left: processing steps, then the outbound assets."""
+    """Day 2 again on the warehouse its first run left: the processing assets, then the outbound ones."""
     db = Path(args["db"])
-    program = load_program(program_path())
-    peak, out, steps = Peak(), {}, {}
-    with measured(peak, out, "processing") as total:
-        con = connect(db)
-        try:
-            con.execute("SET enable_progress_bar = false")
-            run_steps(con, Path(args["exports"]), DAY2, program, peak, steps)
-        finally:
-            con.close()
-    total.update(peak_rss_mb=max([total["peak_rss_mb"]] + [s["peak_rss_mb"] for s in steps.values()]),
-                 steps={k: v["seconds"] for k, v in steps.items()})
+    peak, out = Peak(), {}
+    job = asset_job(bench_resources(args, db), PROCESSING_ASSETS, "bench_processing")
+    with measured(peak, out, "processing") as m:
+        result = run_job(job, DAY2)
+    if not result.success:
+        raise RuntimeError(f"re-running the processing of {DAY2} failed: {failures(result)}")
+    m.update(run_details(result))
     job = asset_job(bench_resources(args, db, resource_for(args)), OUTBOUND_ASSETS, "bench_outbound")
     with measured(peak, out, "outbound") as m:
         result = run_job(job, DAY2)
         m["success"] = result.success
-    m["failures"] = [f"{e.step_key}: {e.step_failure_data.error.message.strip()[:500]}"
-                     for e in result.all_events if e.is_step_failure and e.step_failure_data.error]
+    m["failures"] = failures(result)
     if args.get("remove_db", True):
-        remove_db(db)
+        discard(db)
     return out
 

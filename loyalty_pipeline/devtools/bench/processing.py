@@ -1,18 +1,20 @@
-"""Daily processing of day 2: the pipeline's steps, then the bare reference, in one child process.
+"""Daily processing of day 2, measured as users run it: the whole Dagster run, then the bare reference.
 
-- `prepare_base` (setup, not timed): day 1 through the same steps into base.duckdb, plus what
-  ShopiMind holds after day 1's baseline push (account_sync_state), and the reference's day-1 table.
-- `processing` (child): copies both bases, runs ingest_export → build_snapshot → build_deltas →
-  build_events on the copy (exactly what the four assets call), closes it, then runs the reference
-  on its own copy; each step has its own wall time and peak RSS; then checks both produced the
-  same deltas and events.
-- `dagster` (child): the same day through Dagster's daily job (the four assets and their blocking
-  checks, publishing included), to report Dagster's overhead on top of the step functions.
+- `prepare_base` (setup, not timed): day 1 through the four steps into base.duckdb (the previous day
+  is done), plus what ShopiMind holds after day 1's baseline push (account_sync_state).
+- `processing` (child): on a fresh copy of the base, one in-process Dagster run of day 2 materializing
+  loyalty_export → loyalty_snapshot → account_deltas → loyalty_events with their blocking checks and
+  the analysts' publish, rebuild forced (run tag loyalty/rebuild=true), timed as a whole and per
+  step; then, in the same process, the bare DuckDB reference (reference.py: both days' files read,
+  typed, deltas and the core events, in one connection) on a fresh database; then checks both
+  produced the same deltas and events. Each side has its own wall time and peak RSS.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -20,6 +22,7 @@ import duckdb
 from ...events.derive import build_events
 from ...ingest.steps import ingest_export
 from ...program import Program, load_program
+from ...run_tags import REBUILD_TAG
 from ...settings import program_path
 from ...snapshots.steps import build_deltas, build_snapshot
 from ...warehouse.connection import connect
@@ -37,7 +40,7 @@ def _connect(path: Path, memory_limit: str | None) -> duckdb.DuckDBPyConnection:
 
 def run_steps(con: duckdb.DuckDBPyConnection, exports: Path, day: dt.date, program: Program, peak: Peak,
               into: dict) -> None:
-    """The four steps of one day, each timed, as the assets run them."""
+    """The four steps of one day, each timed, as the assets call them (without Dagster)."""
     with measured(peak, into, "ingest") as m:
         m["rows"] = ingest_export(con, exports, day, program)["accounts"]["rows"]
     with measured(peak, into, "snapshot") as m:
@@ -52,8 +55,8 @@ def run_steps(con: duckdb.DuckDBPyConnection, exports: Path, day: dt.date, progr
 
 
 def prepare_base(args: dict) -> dict:
-    """base.duckdb = day 1 processed + the acknowledged baseline push; ref-base.duckdb = day 1's table."""
-    exports, base, ref_base = Path(args["exports"]), Path(args["base"]), Path(args["ref_base"])
+    """base.duckdb = day 1 processed + the acknowledged baseline push."""
+    exports, base = Path(args["exports"]), Path(args["base"])
     program = load_program(program_path())
     peak, steps = Peak(), {}
     remove_db(base)
@@ -72,38 +75,39 @@ def prepare_base(args: dict) -> dict:
         con.execute("CHECKPOINT")
     finally:
         con.close()
-    remove_db(ref_base)
-    rcon = duckdb.connect(str(ref_base))
-    try:
-        reference.build_base(rcon, exports, DAY1, program)
-    finally:
-        rcon.close()
     return {"day1_steps": steps}
 
 
 def processing(args: dict) -> dict:
-    """Pipeline then reference on day 2, in this process, each from a fresh copy of its base."""
+    """The Dagster run of day 2 then the reference, in this process, each on a fresh database."""
     exports, work = Path(args["exports"]), Path(args["work"])
     memory_limit = args.get("memory_limit")
-    program = load_program(program_path())
-    pipe_db = copy_db(Path(args["base"]), work / f"pipe-{args['tag']}.duckdb")
-    ref_db = copy_db(Path(args["ref_base"]), work / f"ref-{args['tag']}.duckdb")
+    folder = Path(work) / f"pipeline-{args['tag']}"  # publishing writes Parquet next to the warehouse
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    pipe_db = copy_db(Path(args["base"]), folder / "loyalty.duckdb")
+    ref_db = work / f"ref-{args['tag']}.duckdb"
+    remove_db(ref_db)
     peak = Peak()
     out: dict = {"peak_resettable": peak.resettable}
+    job = asset_job(bench_resources(args, pipe_db), PROCESSING_ASSETS, "bench_processing")  # once per code location
 
-    pipeline_steps: dict = {}
     with measured(peak, out, "pipeline") as total:
-        con = _connect(pipe_db, memory_limit)
-        try:
-            run_steps(con, exports, DAY2, program, peak, pipeline_steps)
-        finally:
-            con.close()  # a checkpoint: part of the cost of durable results
-    rows = pipeline_steps["ingest"]["rows"]
-    # The step peaks were reset one by one: the pipeline's peak is the largest of them (and of the
-    # connect/close around them, which `total` saw after the last reset).
-    total.update(peak_rss_mb=max([total["peak_rss_mb"]] + [s["peak_rss_mb"] for s in pipeline_steps.values()]),
-                 rows=rows, rows_per_s=round(rows / total["seconds"]), steps=pipeline_steps)
+        result = run_job(job, DAY2, rebuild=True)
+    if not result.success:
+        raise RuntimeError(f"the Dagster run of {DAY2} failed: {failures(result)}")
+    total.update(run_details(result))
+    con = duckdb.connect(str(pipe_db), read_only=True)
+    try:  # what the run did, from the steps' own records
+        stats = dict(con.execute("SELECT step, stats FROM step_fingerprints WHERE snapshot_date = $day",
+                                 {"day": DAY2}).fetchall())
+    finally:
+        con.close()
+    total["figures"] = figures(stats)
+    rows = total["figures"]["rows"]
+    total["rows_per_s"] = round(rows / total["seconds"])
 
+    program = load_program(program_path())
     with measured(peak, out, "reference") as ref:
         rcon = duckdb.connect(str(ref_db), config={"memory_limit": memory_limit} if memory_limit else {})
         try:
@@ -119,8 +123,44 @@ def processing(args: dict) -> dict:
     if args.get("keep_pipeline_db"):
         out["pipeline_db"] = str(pipe_db)
     else:
-        remove_db(pipe_db)
+        discard(pipe_db)
     return out
+
+
+def copy_warehouse(pipe_db: Path, folder: Path) -> Path:
+    """A copy of a warehouse made by `processing` with its analysts' files (their times kept: a re-run
+    finds them up to date, as it would in place)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(Path(pipe_db).parent, folder)
+    return folder / Path(pipe_db).name
+
+
+def discard(pipe_db: Path) -> None:
+    """Remove a warehouse made by `processing` (or copied by copy_warehouse) and its analysts' files."""
+    shutil.rmtree(Path(pipe_db).parent, ignore_errors=True)
+
+
+def figures(stats: dict) -> dict:
+    """The day's numbers, as the steps recorded them (step_fingerprints.stats)."""
+    ingest, snapshot, deltas, events = (json.loads(stats[s]) for s in ("ingest", "snapshot", "deltas", "events"))
+    return {"rows": ingest["accounts"]["rows"], "members": snapshot["members"],
+            "quarantined": snapshot["quarantined"], "activities": snapshot["activities"],
+            "deltas": deltas["rows"], "by_kind": deltas["by_kind"], "tier_moves": deltas["tier_moves"],
+            "events": events["events"], "by_type": events["by_type"], "by_status": events["by_status"]}
+
+
+def run_details(result) -> dict:
+    """Per step of the run (assets and checks): seconds; the checks' verdicts; Dagster's own time."""
+    steps = {e.step_key: round(e.event_specific_data.duration_ms / 1000, 3)
+             for e in result.all_events if e.event_type_value == "STEP_SUCCESS"}
+    checks = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    return {"success": result.success, "step_s": steps,
+            "checks": {f"{c.asset_key.to_user_string()}:{c.check_name}": c.passed for c in checks}}
+
+
+def failures(result) -> list[str]:
+    return [f"{e.step_key}: {e.step_failure_data.error.message.strip()[:500]}"
+            for e in result.all_events if e.is_step_failure and e.step_failure_data.error]
 
 
 def asset_job(resources: dict, keys: tuple[str, ...], name: str):
@@ -139,11 +179,11 @@ def asset_job(resources: dict, keys: tuple[str, ...], name: str):
     return defs.resolve_job_def(name)
 
 
-def run_job(job, day: dt.date):
+def run_job(job, day: dt.date, *, rebuild: bool = False):
     import dagster as dg
 
     return job.execute_in_process(partition_key=day.isoformat(), instance=dg.DagsterInstance.ephemeral(),
-                                  raise_on_error=False)
+                                  raise_on_error=False, tags={REBUILD_TAG: "true"} if rebuild else None)
 
 
 def bench_resources(args: dict, warehouse: Path, shopimind=None) -> dict:
@@ -159,25 +199,3 @@ def bench_resources(args: dict, warehouse: Path, shopimind=None) -> dict:
         "outbound": OutboundResource(dir=str(Path(args["work"]) / "outbound")),
         "shopimind": shopimind or ShopiMindResource(),
     }
-
-
-def dagster_run(args: dict) -> dict:
-    """Day 2 through Dagster (the four processing assets + their blocking checks), timed."""
-    import shutil
-
-    folder = Path(args["work"]) / f"dagster-{args['tag']}"  # publishing writes Parquet next to the file
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    db = copy_db(Path(args["base"]), folder / "loyalty.duckdb")
-    peak, out = Peak(), {}
-    with measured(peak, out, "load"):  # once per code location (per run worker with `dagster dev`)
-        job = asset_job(bench_resources(args, db), PROCESSING_ASSETS, "bench_processing")
-    with measured(peak, out, "dagster") as m:
-        result = run_job(job, DAY2)
-    checks = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
-    m.update(success=result.success, load_s=out.pop("load")["seconds"],
-             step_s={e.step_key: round(e.event_specific_data.duration_ms / 1000, 2)
-                     for e in result.all_events if e.event_type_value == "STEP_SUCCESS"},
-             checks={f"{c.asset_key.to_user_string()}:{c.check_name}": c.passed for c in checks})
-    shutil.rmtree(folder, ignore_errors=True)
-    return out

@@ -8,6 +8,18 @@ from pathlib import Path
 from statistics import median
 
 GB = 1024  # MB
+# Processing: the whole Dagster run / the bare reference, per format, at 1 M and at 10 M members (issue 17).
+RATIO_TARGETS = {"parquet": {1_000_000: 2.0, 10_000_000: 1.5}, "csv": {1_000_000: 2.5, 10_000_000: 1.8}}
+PROCESSING_PEAK_MB = 1.5 * GB  # at 10 M
+OUTBOUND_PEAK_MB = 500  # at 10 M, and flat in members
+
+
+def ratio_target(fmt: str, members: int) -> float | None:
+    """The target of the nearest member count measured for (1 M below 10 M, 10 M from there on)."""
+    by_members = RATIO_TARGETS.get(fmt)
+    if not by_members:
+        return None
+    return by_members[10_000_000] if members >= 10_000_000 else by_members[1_000_000]
 
 
 def med(values: list[float]) -> float | None:
@@ -16,19 +28,21 @@ def med(values: list[float]) -> float | None:
 
 
 def summarize_processing(runs: list[dict]) -> dict:
-    steps = runs[0]["pipeline"]["steps"].keys()
+    steps = runs[0]["pipeline"]["step_s"].keys()
     return {
         "pipeline_s": med([r["pipeline"]["seconds"] for r in runs]),
         "reference_s": med([r["reference"]["seconds"] for r in runs]),
         "ratio": med([r["ratio"] for r in runs]),
         "ratios": [r["ratio"] for r in runs],
-        "rows": runs[0]["pipeline"]["rows"],
+        "rows": runs[0]["pipeline"]["figures"]["rows"],
         "pipeline_rows_per_s": med([r["pipeline"]["rows_per_s"] for r in runs]),
         "reference_rows_per_s": med([r["reference"]["rows_per_s"] for r in runs]),
         "pipeline_peak_rss_mb": max(r["pipeline"]["peak_rss_mb"] for r in runs),
         "reference_peak_rss_mb": max(r["reference"]["peak_rss_mb"] for r in runs),
-        "steps": {s: {"seconds": med([r["pipeline"]["steps"][s]["seconds"] for r in runs]),
-                      "peak_rss_mb": max(r["pipeline"]["steps"][s]["peak_rss_mb"] for r in runs)} for s in steps},
+        # The run's steps (assets and checks, as Dagster timed them), and the rest: Dagster's own.
+        "steps": {s: med([r["pipeline"]["step_s"][s] for r in runs]) for s in steps},
+        "dagster_own_s": med([r["pipeline"]["seconds"] - sum(r["pipeline"]["step_s"].values()) for r in runs]),
+        "checks_passed": all(all(r["pipeline"]["checks"].values()) for r in runs),
         "same_rows_as_reference": all(r["verify"]["same"] for r in runs),
     }
 
@@ -82,15 +96,14 @@ def summarize_outbound(rounds: list[dict]) -> dict:
 
 
 def churn(first_run: dict) -> dict:
-    steps = first_run["pipeline"]["steps"]
-    members = steps["snapshot"]["members"]
-    kinds = steps["deltas"]["by_kind"]
-    moves = sum(steps["deltas"]["tier_moves"].get(k, 0) for k in ("up", "down"))
+    day = first_run["pipeline"]["figures"]
+    members, kinds = day["members"], day["by_kind"]
+    moves = sum(day["tier_moves"].get(k, 0) for k in ("up", "down"))
     share = (lambda n: round(n / members, 5)) if members else (lambda n: None)
-    return {"members": members, "deltas": steps["deltas"]["rows"], "by_kind": kinds,
-            "changed_share": share(steps["deltas"]["rows"]), "tier_move_share": share(moves),
+    return {"members": members, "deltas": day["deltas"], "by_kind": kinds,
+            "changed_share": share(day["deltas"]), "tier_move_share": share(moves),
             "new_share": share(kinds.get("new", 0)), "gone_share": share(kinds.get("removed", 0)),
-            "events": steps["events"]["events"], "events_share": share(steps["events"]["events"])}
+            "events": day["events"], "events_share": share(day["events"])}
 
 
 def requests_vs_change(outbound: dict, change: dict, batch_size: int) -> dict:
@@ -131,11 +144,15 @@ def targets(result: dict, history: list[dict]) -> list[dict]:
     members = result["meta"]["members"]
     for fmt, proc in result.get("processing", {}).items():
         s = proc["summary"]
-        out.append(_target(f"processing {fmt}: pipeline / bare DuckDB", "<= 1.5", s["ratio"], s["ratio"] <= 1.5,
-                           f"{s['ratio'] / 1.5:.2f}x over ({s['ratio']} vs 1.5)"))
+        wanted = ratio_target(fmt, members)
+        if wanted is not None:
+            out.append(_target(f"processing {fmt}: Dagster run / bare DuckDB", f"<= {wanted}", s["ratio"],
+                               s["ratio"] <= wanted, f"{s['ratio'] / wanted:.2f}x over ({s['ratio']} vs {wanted})",
+                               "" if members in (1_000_000, 10_000_000) else "target of the nearest of 1M / 10M"))
         peak = s["pipeline_peak_rss_mb"]
-        out.append(_target(f"processing {fmt}: peak RSS (MB)", "<= 2048 at 10M", peak, peak <= 2 * GB,
-                           f"{peak - 2 * GB:+.0f} MB", "" if members >= 10_000_000 else "indicative below 10M"))
+        out.append(_target(f"processing {fmt}: peak RSS (MB)", f"<= {PROCESSING_PEAK_MB:.0f} at 10M", peak,
+                           peak <= PROCESSING_PEAK_MB, f"{peak - PROCESSING_PEAK_MB:+.0f} MB",
+                           "" if members >= 10_000_000 else "indicative below 10M"))
     if "outbound" in result:
         o = result["outbound"]["summary"]
         out.append(_target("outbound: pipeline / raw httpx throughput", ">= 0.8", o["ratio"], o["ratio"] >= 0.8,
@@ -151,6 +168,10 @@ def targets(result: dict, history: list[dict]) -> list[dict]:
             note = f"peak by members: {dict(sorted(peaks.items()))}"
         out.append(_target("outbound: peak RSS flat in members (MB)", "flat", o["pipeline"]["peak_rss_mb"], flat,
                            "grows with members", note))
+        peak = o["pipeline"]["peak_rss_mb"]
+        out.append(_target("outbound: peak RSS (MB)", f"<= {OUTBOUND_PEAK_MB} at 10M", peak,
+                           peak <= OUTBOUND_PEAK_MB, f"{peak - OUTBOUND_PEAK_MB:+.0f} MB",
+                           "" if members >= 10_000_000 else "indicative below 10M"))
         r = result["outbound"]["requests_vs_change"]
         ok = r["records_per_changed"] is not None and r["records_per_changed"] <= 1.1 \
             and r["requests"] == r["expected_requests"]
@@ -202,18 +223,16 @@ def tables(result: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     rows = []
     for fmt, proc in result.get("processing", {}).items():
         s = proc["summary"]
-        rows.append([fmt, "pipeline (4 steps)", _fmt(s["pipeline_s"], " s"), _fmt(s["ratio"], "×"),
+        rows.append([fmt, "Dagster run (4 assets, checks, publish)", _fmt(s["pipeline_s"], " s"), _fmt(s["ratio"], "×"),
                      _fmt(s["pipeline_rows_per_s"]), _fmt(s["pipeline_peak_rss_mb"], " MB")])
-        for step, v in s["steps"].items():
-            rows.append([fmt, f"  {step}", _fmt(v["seconds"], " s"), "", "", _fmt(v["peak_rss_mb"], " MB")])
-        rows.append([fmt, "bare DuckDB reference", _fmt(s["reference_s"], " s"), "1×",
+        for step, seconds in s["steps"].items():
+            rows.append([fmt, f"  {step}", _fmt(seconds, " s"), "", "", ""])
+        rows.append([fmt, "  Dagster's own (run start, events, between steps)", _fmt(s["dagster_own_s"], " s"),
+                     "", "", ""])
+        rows.append([fmt, "bare DuckDB reference (both days)", _fmt(s["reference_s"], " s"), "1×",
                      _fmt(s["reference_rows_per_s"]), _fmt(s["reference_peak_rss_mb"], " MB")])
-        d = result.get("dagster", {}).get(fmt)
-        if d:
-            rows.append([fmt, "Dagster job (4 assets + checks)", _fmt(d["seconds"], " s"),
-                         _fmt(d["seconds"] / s["reference_s"], "×"), "", _fmt(d["peak_rss_mb"], " MB")])
-            rows.append([fmt, "  Dagster overhead vs steps", _fmt(d["overhead_s"], " s"), "", "", ""])
-        rows.append([fmt, "same rows as reference", str(s["same_rows_as_reference"]), "", "", ""])
+        rows.append([fmt, "checks passed / same rows as reference",
+                     f"{s['checks_passed']} / {s['same_rows_as_reference']}", "", "", ""])
     if rows:
         out.append((f"Daily processing of day 2, {meta['members']:,} members (median of {meta['repeats']})",
                     ["format", "stage", "wall", "vs reference", "rows/s", "peak RSS"], rows))

@@ -1,16 +1,14 @@
 -- Marketing events implied by $day (D), one row per event; the catalogue and its rules are in
--- loyalty_pipeline/events/catalogue.py and the README. P = the latest earlier snapshot, as in
+-- loyalty_pipeline/events/catalogue.py and the README. P = $previous, the latest earlier snapshot, as in
 -- account_deltas. Everything here is a function of the snapshots (and the day's activities), never
--- of previously stored events, so recomputing any day in any order gives the same rows.
+-- of previously stored events, so recomputing any day in any order gives the same rows. What changed
+-- since P is read from D's deltas (a few % of the members), the snapshots only where a rule needs
+-- them: the day's due reminders, and a few columns of the members the deltas name.
 -- Needs temp tables `tiers` (warehouse.connection.prepare), `reminder_windows` and `approach_days`
 -- (events.derive). Quarantine is not a membership change (DESIGN invariant 14): deltas already leave
 -- out members rejected on D and compare those rejected on P with their last valid row; here a member
 -- seen before only as a rejected row is not new either. When in doubt, say nothing to the customer.
-WITH previous AS (
-    SELECT max(snapshot_date) AS day FROM snapshots WHERE snapshot_date < $day
-), d AS (
-    SELECT * FROM snapshots WHERE snapshot_date = $day
-), present AS (
+WITH present AS (
     -- A member missing from D is a delta, not an opt-out: `removed` rows imply nothing.
     SELECT * FROM account_deltas WHERE snapshot_date = $day AND change_kind <> 'removed'
 ), continuing AS (
@@ -27,7 +25,7 @@ points_from_activities AS (
            json_object('points_amount', a.points, 'reason', a.reason, 'new_balance', d.points_balance) AS metadata
     FROM (SELECT customer_id, reason, sum(points) AS points FROM activities
           WHERE snapshot_date = $day GROUP BY ALL) a
-    JOIN d USING (customer_id)
+    JOIN snapshots d ON d.snapshot_date = $day AND d.customer_id = a.customer_id
     WHERE d.enrolled AND a.points > 0 AND (SELECT yes FROM has_activities)
 ), points_from_lifetime AS (
     -- Without one: the rise of lifetime_points since P, for the program's default reason.
@@ -51,9 +49,10 @@ points_from_activities AS (
     WHERE tier_direction IN ('up', 'down', 'joined')
 ), last_seen AS (
     -- Members absent from P: were they in an earlier export? Missing for a few days is not joining.
+    -- (Absent from P: the snapshots before it are all there is to look at.)
     SELECT s.customer_id, arg_max(s.enrolled, s.snapshot_date) AS was_enrolled, max(s.snapshot_date) AS day
     FROM snapshots s SEMI JOIN (SELECT customer_id FROM present WHERE change_kind = 'new') n USING (customer_id)
-    WHERE s.snapshot_date < $day
+    WHERE s.snapshot_date < $previous
     GROUP BY s.customer_id
 ), last_rejected AS (
     -- …or rejected by validation (quarantine keeps the id as written): a row was there, so not new.
@@ -70,8 +69,8 @@ points_from_activities AS (
     SELECT 'loyalty.enrolled' AS code_name, n.customer_id, n.email, '' AS discriminator,
            json_merge_patch('{}', json_object('tier', n.tier_after, 'points_balance', n.balance_after)) AS metadata,
            coalesce(d.member_since < $day - $max_age, false) AS held_back
-    FROM present n JOIN d USING (customer_id)
-    LEFT JOIN last_seen l USING (customer_id) LEFT JOIN last_rejected q USING (customer_id)
+    FROM present n JOIN snapshots d ON d.snapshot_date = $day AND d.customer_id = n.customer_id
+    LEFT JOIN last_seen l ON l.customer_id = n.customer_id LEFT JOIN last_rejected q ON q.customer_id = n.customer_id
     WHERE n.enrolled_after
       AND CASE n.change_kind
               WHEN 'new' THEN l.was_enrolled IS NOT true AND (q.day IS NULL OR q.day <= l.day)
@@ -87,17 +86,32 @@ expiry_due AS (
     -- Every reminder window the member's next expiry is within on D (0 <= days left <= window).
     SELECT d.customer_id, d.email, d.next_expiry_date AS expiry_date, d.next_expiry_amount AS amount,
            w.days AS window_days
-    FROM d JOIN reminder_windows w ON date_diff('day', $day, d.next_expiry_date) BETWEEN 0 AND w.days
-    WHERE d.enrolled AND d.next_expiry_amount > 0
+    FROM snapshots d JOIN reminder_windows w ON date_diff('day', $day, d.next_expiry_date) BETWEEN 0 AND w.days
+    WHERE d.snapshot_date = $day AND d.enrolled AND d.next_expiry_amount > 0
+), expiry_history AS (
+    -- The members whose reminders are judged on their history: those P does not hold with D's batch
+    -- (new since P, rejected on P, or whose enrolment or next expiry changed since P).
+    SELECT customer_id FROM present
+    WHERE change_kind = 'new' OR enrolled_before IS DISTINCT FROM enrolled_after
+       OR expiry_date_before IS DISTINCT FROM expiry_date_after
+       OR expiry_amount_before IS DISTINCT FROM expiry_amount_after
+    UNION ALL
+    SELECT customer_id FROM rejected_members($previous)
 ), expiry_reached_before AS (
     -- A window is reached once per expiry date: not again if an earlier snapshot (any, the baseline
     -- included) already had the same batch within it. This also covers gaps and members missing a day.
     SELECT DISTINCT e.customer_id, e.expiry_date, e.window_days
-    FROM expiry_due e
+    FROM (SELECT * FROM expiry_due WHERE customer_id IN (SELECT customer_id FROM expiry_history)) e
     JOIN snapshots s ON s.customer_id = e.customer_id AND s.next_expiry_date = e.expiry_date
     WHERE s.snapshot_date < $day AND s.snapshot_date >= $day - $max_window
       AND date_diff('day', s.snapshot_date, e.expiry_date) <= e.window_days
       AND s.enrolled AND s.next_expiry_amount > 0
+    UNION ALL
+    -- The others had the batch on P: P says it all, the days before it are farther from the date.
+    SELECT e.customer_id, e.expiry_date, e.window_days
+    FROM expiry_due e
+    WHERE e.customer_id NOT IN (SELECT customer_id FROM expiry_history)
+      AND $previous >= $day - $max_window AND date_diff('day', $previous, e.expiry_date) <= e.window_days
 ), expiring AS (
     -- Several windows reached at once (after a gap, or a new batch already close): the smallest only.
     SELECT 'loyalty.points_expiring' AS code_name, customer_id, email,
@@ -113,37 +127,53 @@ expiry_due AS (
 ladder AS (
     SELECT name, lead(name) OVER w AS next_tier, lead(threshold) OVER w AS next_threshold
     FROM tiers WINDOW w AS (ORDER BY rank)
-), near AS (
-    -- Enrolled members with 1..threshold points to go to the tier above theirs, on the days of
-    -- temp table approach_days (D and the snapshot days of the cool-down before it, each with its
-    -- previous snapshot day; $approach_from is the earliest of them, a bound the scan can prune on).
-    SELECT s.snapshot_date, s.customer_id, s.email, s.tier AS current_tier, l.next_tier,
-           l.next_threshold - CASE WHEN $basis = 'lifetime_points' THEN s.lifetime_points
-                                   ELSE s.points_balance END AS to_next
+), approach_crossings AS (
+    -- Came near next tier T on D (enrolled, 1..threshold points to go on the program's basis), having
+    -- been enrolled on P but not near T (farther, or in another tier). Such a member's tier, points or
+    -- enrolment changed since P: the day's deltas hold them all, with the values of both days. A member
+    -- rejected on P is compared there with an older row, which is no crossing: P must hold the member.
+    SELECT c.customer_id, c.tier_after AS current_tier, a.next_tier,
+           a.next_threshold - CASE WHEN $basis = 'lifetime_points' THEN c.lifetime_after ELSE c.balance_after END
+               AS to_next
+    FROM continuing c
+    JOIN ladder a ON a.name = c.tier_after
+    LEFT JOIN ladder b ON b.name = c.tier_before
+    WHERE a.next_tier IS NOT NULL
+      AND a.next_threshold - CASE WHEN $basis = 'lifetime_points' THEN c.lifetime_after ELSE c.balance_after END
+          BETWEEN 1 AND $approach_threshold
+      AND NOT coalesce(b.next_tier = a.next_tier AND b.next_threshold - CASE WHEN $basis = 'lifetime_points'
+              THEN c.lifetime_before ELSE c.balance_before END BETWEEN 1 AND $approach_threshold, false)
+      AND c.customer_id IN (SELECT customer_id FROM snapshots WHERE snapshot_date = $previous)
+), near_before AS (
+    -- Those members near the tier above theirs on the cool-down's snapshot days before D and the day
+    -- before each (temp table approach_days; none when the cool-down holds no earlier snapshot day:
+    -- $cooldown_from is after $previous then).
+    SELECT s.snapshot_date, s.customer_id, l.next_tier
     FROM snapshots s JOIN ladder l ON l.name = s.tier
-    WHERE s.snapshot_date BETWEEN $approach_from AND $day
+    WHERE s.snapshot_date BETWEEN $cooldown_from AND $previous
       AND s.snapshot_date IN (SELECT day FROM approach_days UNION ALL SELECT prev_day FROM approach_days)
+      AND s.customer_id IN (SELECT customer_id FROM approach_crossings)
       AND s.enrolled AND l.next_tier IS NOT NULL
       AND l.next_threshold - CASE WHEN $basis = 'lifetime_points' THEN s.lifetime_points
                                   ELSE s.points_balance END BETWEEN 1 AND $approach_threshold
-), approach_crossings AS (
-    -- Came near next tier T on `day`, having been enrolled but not near T (farther, or in another
-    -- tier) on the previous snapshot day.
-    SELECT n.* FROM approach_days a
-    JOIN near n ON n.snapshot_date = a.day
+), earlier_crossings AS (
+    -- The same crossing on one of those days, against its own previous snapshot day.
+    SELECT n.customer_id, n.next_tier FROM approach_days a
+    JOIN near_before n ON n.snapshot_date = a.day
     JOIN snapshots p ON p.snapshot_date = a.prev_day AND p.customer_id = n.customer_id AND p.enrolled
-    WHERE NOT EXISTS (SELECT 1 FROM near x WHERE x.snapshot_date = a.prev_day
+    WHERE a.day < $day AND p.snapshot_date BETWEEN $cooldown_from AND $previous
+      AND NOT EXISTS (SELECT 1 FROM near_before x WHERE x.snapshot_date = a.prev_day
                         AND x.customer_id = n.customer_id AND x.next_tier = n.next_tier)
 ), approaching AS (
     -- Cool-down: not if the member also crossed towards the same tier on a snapshot day less than
     -- approaching_cooldown_days before D (whether or not that crossing fired).
-    SELECT 'loyalty.approaching_tier_upgrade' AS code_name, c.customer_id, c.email, c.next_tier AS discriminator,
+    SELECT 'loyalty.approaching_tier_upgrade' AS code_name, c.customer_id, d.email, c.next_tier AS discriminator,
            json_object('current_tier', c.current_tier, 'next_tier', c.next_tier,
                        'points_to_next_tier', c.to_next) AS metadata
     FROM approach_crossings c
-    WHERE c.snapshot_date = $day
-      AND NOT EXISTS (SELECT 1 FROM approach_crossings e WHERE e.customer_id = c.customer_id
-                        AND e.next_tier = c.next_tier AND e.snapshot_date < $day)
+    JOIN snapshots d ON d.snapshot_date = $day AND d.customer_id = c.customer_id
+    WHERE NOT EXISTS (SELECT 1 FROM earlier_crossings e WHERE e.customer_id = c.customer_id
+                        AND e.next_tier = c.next_tier)
 ),
 
 events AS (
@@ -162,6 +192,6 @@ SELECT
     CASE WHEN $day < $stale_before AND NOT $send_stale THEN 'suppressed_stale' ELSE 'pending' END AS status,
     held_back  -- not an event: counted by build_events, never stored
 FROM events
-WHERE (SELECT day FROM previous) IS NOT NULL  -- the baseline implies nothing
+WHERE $previous IS NOT NULL  -- the baseline implies nothing
   AND list_contains($enabled, code_name)
 ORDER BY code_name, customer_id, discriminator

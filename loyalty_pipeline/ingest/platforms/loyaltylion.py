@@ -24,9 +24,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..adapter import PullSpec
-from ..encoding import utf8_path
+from ..encoding import text_shape, utf8_path
 from ..files import ExportFile
 from ..jsonl import flag_text, id_text, integer_sum, lines_reader, parse_bool, records_sql, text
+from ..readers import Relation
 from . import canonical
 
 NAME = "loyaltylion"
@@ -76,7 +77,7 @@ SELECT = {
 }
 
 
-def accounts_sql(file: ExportFile, encoding: str, column_map: Mapping[str, str] | None = None) -> str:
+def accounts_sql(file: ExportFile, encoding: str, column_map: Mapping[str, str] | None = None) -> Relation:
     return records_sql(file, encoding, paths=PATHS, required=REQUIRED, select=SELECT)
 
 
@@ -94,12 +95,14 @@ def tiers_sql(file: ExportFile, encoding: str = "utf-8") -> str:
     bound.
     """
     tier = "json_extract(json(line), '$.loyalty_tier_membership.loyalty_tier')"
+    path = utf8_path(file, encoding)
     return f"""
         SELECT DISTINCT t ->> '$.name' AS name,
                CAST(t ->> '$.number' AS INTEGER) AS number,
                CAST(t ->> '$.position' AS INTEGER) AS position,
                CAST(t ->> '$.lower_bound' AS DECIMAL(18, 2)) * 100 AS lower_bound_points,
                CAST(t ->> '$.upper_bound' AS DECIMAL(18, 2)) * 100 AS upper_bound_points
-        FROM (SELECT {tier} AS t FROM {lines_reader(utf8_path(file, encoding))} WHERE trim(line) <> '')
+        FROM (SELECT {tier} AS t FROM {lines_reader(path, text_shape(file, encoding).longest_line)}
+              WHERE trim(line) <> '')
         WHERE json_type(t) = 'OBJECT'
         ORDER BY lower_bound_points, name"""

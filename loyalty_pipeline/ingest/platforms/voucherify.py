@@ -34,6 +34,7 @@ from collections.abc import Mapping
 from ..adapter import PullSpec
 from ..files import ExportFile
 from ..jsonl import first_text, flag_text, id_text, records_sql, text
+from ..readers import Relation
 from . import canonical
 
 NAME = "voucherify"
@@ -110,7 +111,7 @@ SELECT = {
 }
 
 
-def accounts_sql(file: ExportFile, encoding: str, column_map: Mapping[str, str] | None = None) -> str:
+def accounts_sql(file: ExportFile, encoding: str, column_map: Mapping[str, str] | None = None) -> Relation:
     return records_sql(file, encoding, paths=PATHS, required=REQUIRED, select=SELECT, hints=HINTS)
 
 

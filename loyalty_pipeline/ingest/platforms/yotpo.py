@@ -95,7 +95,7 @@ CSV_HEADERS = {
 CSV_REQUIRED = ["email", "enrolled", "points_balance", "lifetime_points", "tier"]  # customer_id: else the email
 
 
-def accounts_sql(file: ExportFile, encoding: str, column_map: Mapping[str, str] | None = None) -> str | Relation:
+def accounts_sql(file: ExportFile, encoding: str, column_map: Mapping[str, str] | None = None) -> Relation:
     if file.format == "csv":
         return _dashboard_csv_sql(file, encoding, column_map or {})
     return records_sql(file, encoding, paths=PATHS, required=REQUIRED, select=SELECT)

@@ -1,4 +1,5 @@
-SELECT snapshot_date, c_customer_id AS customer_id, c_occurred_at AS occurred_at, c_points AS points,
-       coalesce(c_reason, $default_reason) AS reason, source_line
-FROM checked_activities
-WHERE len(problems) = 0
+-- The valid rows of $day's raw_activities as the day's point movements (ids and reasons normalised).
+SELECT snapshot_date, norm_text(customer_id) AS customer_id, occurred_at, points,
+       coalesce(lower(norm_text(reason)), $default_reason) AS reason, source_line
+FROM raw_activities
+WHERE snapshot_date = $day AND problems IS NULL

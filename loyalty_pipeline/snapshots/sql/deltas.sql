@@ -1,37 +1,29 @@
--- Each member's change on $day against the latest earlier snapshot P (which may be days back).
+-- Each member's change on $day against the latest earlier snapshot P ($previous, which may be days back).
 -- With no earlier snapshot this is the baseline: every member is `new`, previous_snapshot_date NULL.
 -- Quarantine is not a membership change (DESIGN invariant 14): a member whose row was rejected on $day
 -- is not `removed` (no delta); one rejected on P is compared with their last valid row before P, and
 -- has no delta at all when they never had one (that day's row is their baseline). Quarantine keeps the
 -- id as written: it is matched through validation's normalisation (norm_text).
-WITH previous AS (
-    SELECT max(snapshot_date) AS day FROM snapshots WHERE snapshot_date < $day
-), cur AS (
-    SELECT * FROM snapshots WHERE snapshot_date = $day
-), on_p AS (
-    SELECT * FROM snapshots WHERE snapshot_date = (SELECT day FROM previous)
-), rejected AS (
+WITH rejected AS (
     -- Members with a rejected row and no valid one, on $day or on P.
-    SELECT DISTINCT q.snapshot_date, norm_text(q.customer_id) AS customer_id
-    FROM quarantine q
-    WHERE q.kind = 'accounts' AND q.snapshot_date IN ($day, (SELECT day FROM previous))
-      AND norm_text(q.customer_id) IS NOT NULL
-      AND NOT EXISTS (SELECT 1 FROM snapshots s WHERE s.snapshot_date = q.snapshot_date
-                        AND s.customer_id = norm_text(q.customer_id))
+    SELECT $day AS snapshot_date, customer_id FROM rejected_members($day)
+    UNION ALL
+    SELECT $previous, customer_id FROM rejected_members($previous)
 ), back AS (
     -- Valid on $day, rejected on P: their last valid row before P stands in for P.
     SELECT s.* FROM snapshots s
-    WHERE s.snapshot_date < (SELECT day FROM previous)
-      AND s.customer_id IN (SELECT r.customer_id FROM rejected r JOIN cur USING (customer_id)
-                            WHERE r.snapshot_date = (SELECT day FROM previous))
+    WHERE s.snapshot_date < $previous
+      AND s.customer_id IN (SELECT r.customer_id FROM rejected r
+                            JOIN snapshots c ON c.snapshot_date = $day AND c.customer_id = r.customer_id
+                            WHERE r.snapshot_date = $previous)
     QUALIFY row_number() OVER (PARTITION BY s.customer_id ORDER BY s.snapshot_date DESC) = 1
 ), prev AS (
-    SELECT * FROM on_p UNION ALL SELECT * FROM back
+    SELECT * FROM snapshots WHERE snapshot_date = $previous UNION ALL SELECT * FROM back
 )
 SELECT
     $day AS snapshot_date,
-    (SELECT day FROM previous) AS previous_snapshot_date,
-    date_diff('day', (SELECT day FROM previous), $day) AS gap_days,
+    $previous AS previous_snapshot_date,
+    date_diff('day', $previous, $day) AS gap_days,
     coalesce(c.customer_id, p.customer_id) AS customer_id,
     CASE WHEN p.customer_id IS NULL THEN 'new'
          WHEN c.customer_id IS NULL THEN 'removed'
@@ -58,13 +50,12 @@ SELECT
     c.next_expiry_date AS expiry_date_after,
     p.next_expiry_amount AS expiry_amount_before,
     c.next_expiry_amount AS expiry_amount_after
-FROM cur c
+FROM (SELECT * FROM snapshots WHERE snapshot_date = $day) c
 FULL OUTER JOIN prev p ON c.customer_id = p.customer_id
 -- Gone from $day but rejected on it: not removed. New on $day but rejected on P, with no valid row
 -- before: their first valid row is their baseline.
 LEFT JOIN rejected r ON r.customer_id = coalesce(c.customer_id, p.customer_id)
-                    AND r.snapshot_date = CASE WHEN c.customer_id IS NULL THEN $day
-                                               ELSE (SELECT day FROM previous) END
+                    AND r.snapshot_date = CASE WHEN c.customer_id IS NULL THEN $day ELSE $previous END
 WHERE (r.customer_id IS NULL OR (c.customer_id IS NOT NULL AND p.customer_id IS NOT NULL))
   AND (p.customer_id IS NULL
    OR c.customer_id IS NULL

@@ -1,6 +1,6 @@
--- The rejected rows of `checked`: the first problem names the field, all of them are kept.
+-- The `rejected` rows as quarantine rows: the first problem names the field, all of them are kept.
 SELECT
-    snapshot_date,
+    $day AS snapshot_date,
     'accounts' AS kind,
     source_file,
     source_line,
@@ -9,5 +9,4 @@ SELECT
     problems[1].value AS value,
     problems[1].reason AS reason,
     to_json(problems) AS problems
-FROM checked
-WHERE len(problems) > 0
+FROM rejected

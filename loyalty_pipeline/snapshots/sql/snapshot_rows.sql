@@ -1,19 +1,33 @@
--- The valid rows of `checked` as snapshot rows (sentinel dates and invalid emails become NULL).
+-- $day's snapshot: the rows of raw_accounts not `rejected`, with the program's tier (temp table
+-- tier_aliases) and the flags that only annotate a row; sentinel dates and invalid emails become NULL.
+WITH valid AS (
+    SELECT r.* EXCLUDE (customer_id, email, tier, problems), norm_text(r.customer_id) AS customer_id,
+           lower(norm_text(r.email)) AS email, is_valid_email(lower(norm_text(r.email))) AS email_ok,
+           t.tier, t.rank AS tier_rank
+    FROM raw_accounts r
+    LEFT JOIN tier_aliases t ON t.alias = lower(norm_text(r.tier))
+    WHERE r.snapshot_date = $day AND r.source_line NOT IN (SELECT source_line FROM rejected)
+)
 SELECT
     snapshot_date,
-    c_customer_id AS customer_id,
-    CASE WHEN NOT list_contains(flags, 'invalid_email') THEN c_email END AS email,
-    c_enrolled AS enrolled,
-    c_points_balance AS points_balance,
-    c_lifetime_points AS lifetime_points,
-    c_tier AS tier,
-    c_tier_rank AS tier_rank,
-    CASE WHEN NOT is_sentinel_date(c_tier_since) THEN c_tier_since END AS tier_since,
-    CASE WHEN NOT is_sentinel_date(c_member_since) THEN c_member_since END AS member_since,
-    CASE WHEN NOT is_sentinel_date(c_next_expiry_date) THEN c_next_expiry_date END AS next_expiry_date,
-    c_next_expiry_amount AS next_expiry_amount,
-    flags AS dq_flags,
+    customer_id,
+    CASE WHEN email_ok THEN email END AS email,
+    enrolled,
+    points_balance,
+    lifetime_points,
+    tier,
+    tier_rank,
+    CASE WHEN NOT is_sentinel_date(tier_since) THEN tier_since END AS tier_since,
+    CASE WHEN NOT is_sentinel_date(member_since) THEN member_since END AS member_since,
+    CASE WHEN NOT is_sentinel_date(next_expiry_date) THEN next_expiry_date END AS next_expiry_date,
+    next_expiry_amount,
+    list_filter([
+        CASE WHEN NOT email_ok THEN 'invalid_email' END,
+        CASE WHEN points_balance < 0 THEN 'negative_balance' END,
+        CASE WHEN points_balance < $negative_floor THEN 'balance_below_floor' END,
+        CASE WHEN is_sentinel_date(tier_since) OR is_sentinel_date(member_since)
+                  OR is_sentinel_date(next_expiry_date) THEN 'sentinel_date' END
+    ], lambda f: f IS NOT NULL) AS dq_flags,
     source_file,
     source_line
-FROM checked
-WHERE len(problems) = 0
+FROM valid
