@@ -10,15 +10,14 @@ page it stopped at, and writes no export.
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
+from ...httpapi.urls import api_root_problem
 from ...program import Program
 from ..files import FORMATS, day_dir
 from ..platforms import PLATFORMS
@@ -43,30 +42,12 @@ def resolve(program: Program) -> Settings:
     pull, platform = program.source.pull, program.source.platform
     spec = PLATFORMS[platform].PULL
     base_url = (pull.base_url or spec.base_url).strip().rstrip("/")
-    _check_url(base_url)
+    if problem := api_root_problem(base_url, "source.pull.base_url"):
+        raise PullError(problem)
     return Settings(platform=platform, base_url=base_url, api_version=pull.api_version or next(iter(spec.versions)),
                     page_size=pull.page_size or spec.max_page_size,
                     requests_per_second=pull.requests_per_second or spec.requests_per_second,
                     deadline_s=pull.deadline_minutes * 60, campaign_id=pull.campaign_id)
-
-
-def _check_url(url: str) -> None:
-    parts = urlsplit(url)
-    if parts.username or parts.password:
-        raise PullError("source.pull.base_url carries credentials: name them by environment variable instead "
-                        "(docs/pull.md); the URL is not repeated here")
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise PullError(f"source.pull.base_url {url!r} is not an http(s) URL")
-    if parts.scheme == "http" and not _loopback(parts.hostname):
-        raise PullError(f"source.pull.base_url {url!r}: plain http is only allowed to 127.0.0.1/localhost (a "
-                        "local stand-in); the credentials would travel in clear")
-
-
-def _loopback(host: str) -> bool:
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def credentials(program: Program, environ: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
-from urllib.parse import urlsplit
 
 import dagster as dg
 from pydantic import Field
 
+from ...httpapi.urls import api_root_problem
 from .client import ShopiMindClient
 from .delivery import DeliverySettings
 
@@ -83,15 +82,8 @@ class ShopiMindResource(dg.ConfigurableResource):
         if not _KEY_PATTERN.fullmatch(self.key):
             raise ShopiMindConfigError(f"{KEY_ENV} does not look like a ShopiMind API key (20 to 64 letters, "
                                        "digits or dashes); check the value, it is not shown here")
-        parts = urlsplit(self.destination)
-        if parts.username is not None or parts.password is not None:  # it would be stored with every delivery
-            raise ShopiMindConfigError(f"{URL_ENV} carries credentials (user:password@): give the API root "
-                                       "only; the key goes in SHOPIMIND_API_KEY (the value is not shown here)")
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ShopiMindConfigError(f"{URL_ENV}={self.destination!r} is not an http(s) URL")
-        if parts.scheme == "http" and not _loopback(parts.hostname):
-            raise ShopiMindConfigError(f"{URL_ENV}={self.destination!r}: plain http is only allowed to "
-                                       "127.0.0.1/localhost (the emulator); the API key would travel in clear")
+        if problem := api_root_problem(self.destination, URL_ENV):
+            raise ShopiMindConfigError(problem)
 
     def client(self) -> ShopiMindClient:
         self.check()
@@ -100,12 +92,3 @@ class ShopiMindResource(dg.ConfigurableResource):
             max_retries=self.max_retries, backoff_base_s=self.backoff_base_s, backoff_max_s=self.backoff_max_s,
             requests_per_second=self.requests_per_second, concurrency=self.concurrency,
             deadline_s=self.deadline_s)
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
