@@ -18,9 +18,7 @@ WITH parsed AS (
     FROM ({records})
 ), found AS (
     SELECT *,
-           CASE WHEN c_customer_id IS NULL THEN problem('customer_id', customer_id, 'missing_id')
-                WHEN has_control_character(c_customer_id) THEN problem('customer_id', customer_id, 'invalid_id')
-           END AS p1,
+           id_problem(customer_id, c_customer_id) AS p1,
            -- A spreadsheet turned a long numeric id into a float: the real id is lost.
            CASE WHEN regexp_full_match(c_customer_id, '[0-9.]+[eE][+-]?[0-9]+')
                 THEN problem('customer_id', customer_id, 'id_in_scientific_notation') END AS p2,

@@ -10,9 +10,7 @@ WITH parsed AS (
     FROM ({records})
 ), found AS (
     SELECT *,
-           CASE WHEN c_customer_id IS NULL THEN problem('customer_id', customer_id, 'missing_id')
-                WHEN has_control_character(c_customer_id) THEN problem('customer_id', customer_id, 'invalid_id')
-           END AS p1,
+           id_problem(customer_id, c_customer_id) AS p1,
            CASE WHEN c_points IS NULL THEN problem('points', points, 'invalid_integer') END AS p2,
            -- A timestamp out of 1900-2099 is no movement's time (and may not fit a consumer's type).
            CASE WHEN (c_occurred_at IS NULL OR is_sentinel_date(CAST(c_occurred_at AS DATE)))

@@ -36,6 +36,10 @@ CREATE OR REPLACE TEMP MACRO has_control_character(x) AS regexp_matches(x, '\p{C
 CREATE OR REPLACE TEMP MACRO is_valid_email(x) AS regexp_full_match(x, '[^@\s]+@[^@\s]+\.[^@\s]+');
 CREATE OR REPLACE TEMP MACRO norm_text(x) AS nullif(trim(nfc_normalize(x)), '');
 CREATE OR REPLACE TEMP MACRO problem(field, value, reason) AS {'field': field, 'value': value, 'reason': reason};
+-- The id rule every file's rows share: `raw` as written, `parsed` = norm_text(raw).
+CREATE OR REPLACE TEMP MACRO id_problem(raw, parsed) AS
+    CASE WHEN parsed IS NULL THEN problem('customer_id', raw, 'missing_id')
+         WHEN has_control_character(parsed) THEN problem('customer_id', raw, 'invalid_id') END;
 -- The members rejected on `day`: a quarantined accounts row and no valid one that day (quarantine keeps
 -- the id as written: matched as validation normalises it). Deltas compare a member rejected on their
 -- previous day with their last valid row before it (snapshots/sql/deltas.sql); the events and the tier
