@@ -25,8 +25,8 @@ demo: install  ## two weeks of sample exports, processed day by day on the embed
 test: install  ## the whole suite, from scratch: both layers (docs/testing.md)
 	$(BIN)/python -m pytest
 
-check: install  ## the fast layer, while you work: no real processes, no long scenarios (-m "not real")
-	$(BIN)/python -m pytest -m "not real"
+check: install  ## the fast layer, while you work, on both cores: no real processes, no long scenarios
+	$(BIN)/python -m pytest -m "not real" -n 2
 
 dev: install  ## the Dagster UI (runs made by `make demo` included), delivering to a local ShopiMind emulator
 	$(BIN)/python -c "from loyalty_pipeline.operations.instance import dagster_home; dagster_home()"
