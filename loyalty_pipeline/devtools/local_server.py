@@ -92,3 +92,29 @@ class LocalServer:
             raise RuntimeError(f"the {self.name} server is not started")
         host, port = self._address
         return f"http://{host}:{port}"
+
+
+class Served:
+    """What runs on a LocalServer (the emulator, the platforms' stand-ins): set `self._server` in
+    `__init__`; then `with Thing(...) as thing: thing.base_url`."""
+
+    _server: LocalServer
+
+    def start(self):
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        """Stops accepting, closes idle keep-alive connections, gives requests in flight a second to finish."""
+        self._server.stop()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        """e.g. "http://127.0.0.1:54321"."""
+        return self._server.base_url

@@ -24,7 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..local_server import LocalServer, Unanswered
+from ..local_server import LocalServer, Served, Unanswered
 from .contract import ApiError, Json, Query, Reply, error_body, require_object
 from .store import EMULATOR_API_KEY, EmulatorConfig, Store
 
@@ -157,8 +157,8 @@ def _app(store: Store) -> Starlette:
     return app
 
 
-class Emulator:
-    """The emulator on a background thread: `with Emulator() as emu: httpx.get(emu.base_url + ...)`."""
+class Emulator(Served):
+    """The emulator on a background thread: `with Emulator() as emu: httpx.get(emu.base_url + "/v1/...")`."""
 
     def __init__(
         self,
@@ -173,27 +173,6 @@ class Emulator:
         if overrides:
             self.configure(**overrides)
         self._server = LocalServer(_app(self._store), host, port, name="shopimind-emulator")
-
-    def start(self) -> Emulator:
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        """Stops accepting, closes idle keep-alive connections, gives requests in flight a second to finish."""
-        self._server.stop()
-
-    def __enter__(self) -> Emulator:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        """e.g. "http://127.0.0.1:54321" (append /v1/... for API routes)."""
-        if not self._server.started:
-            raise RuntimeError("emulator is not started")
-        return self._server.base_url
 
     @property
     def config(self) -> EmulatorConfig:

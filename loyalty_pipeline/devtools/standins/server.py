@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..local_server import LocalServer, Unanswered
+from ..local_server import LocalServer, Served, Unanswered
 
 Reply = tuple  # (status, body) or (status, body, headers)
 Query = dict[str, str]
@@ -38,7 +38,7 @@ class ApiError(Exception):
         self.status, self.body = status, body
 
 
-class StandIn:
+class StandIn(Served):
     """Subclass with `routes()` and `authorized()`; then `with Platform(...) as api: api.base_url`."""
 
     name = "platform"
@@ -116,20 +116,3 @@ class StandIn:
             return Unanswered()
         status, body, headers = (*reply, {}) if len(reply) == 2 else reply
         return Response(json.dumps(body, ensure_ascii=False), status, headers, "application/json; charset=utf-8")
-
-    def start(self) -> StandIn:
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
-
-    def __enter__(self) -> StandIn:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        return self._server.base_url
