@@ -16,7 +16,10 @@ import re
 from typing import Any
 from urllib.parse import quote, quote_plus
 
+import httpx
+
 MASK = "***"
+EXCERPT_CHARS = 200  # of an answer that is not what was expected, in error messages
 
 
 def _forms(secret: str) -> set[str]:
@@ -44,3 +47,17 @@ class Scrubber:
         if isinstance(value, list):
             return [self.json(v) for v in value]
         return value
+
+    # -- where an API's answer enters the pipeline: parsed, then scrubbed whole --------------------------
+
+    def body(self, response: httpx.Response) -> Any:
+        """The answer's JSON, scrubbed (None: empty, not JSON or not UTF-8, or nested beyond reading)."""
+        try:
+            return self.json(json.loads(response.content)) if response.content.strip() else None
+        except (ValueError, RecursionError):
+            return None
+
+    def excerpt(self, response: httpx.Response) -> str:
+        """The start of the answer's text on one line, scrubbed: for a message about an unexpected answer."""
+        text = " ".join(self.text(response.text).split())
+        return text[:EXCERPT_CHARS] + ("…" if len(text) > EXCERPT_CHARS else "")

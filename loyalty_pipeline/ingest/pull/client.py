@@ -10,16 +10,13 @@ reaches the export, a message or a log.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import httpx
 
 from ...httpapi.retrying import Retrying
 from ...httpapi.scrub import Scrubber
-
-USER_AGENT = "loyalty-pipeline/0.1 (daily export pull)"
-EXCERPT_CHARS = 200
+from ...httpapi.session import api_client
 
 
 class PullError(RuntimeError):
@@ -51,14 +48,8 @@ class PullClient:
         self.retrying = Retrying(max_retries=max_retries, backoff_base_s=backoff_base_s, backoff_max_s=backoff_max_s,
                                  deadline_s=deadline_s, requests_per_second=requests_per_second,
                                  burst=max(1, concurrency), scrub=self._scrubber.text)
-        self._http = httpx.Client(
-            base_url=self.base_url,
-            headers={**headers, "Accept": "application/json", "User-Agent": USER_AGENT},
-            timeout=httpx.Timeout(timeout_s, connect=10.0),
-            limits=httpx.Limits(max_connections=concurrency + 1, max_keepalive_connections=concurrency + 1),
-            follow_redirects=False,  # a redirect would re-send the credentials to wherever it points
-            transport=transport,
-        )
+        self._http = api_client(self.base_url, headers, timeout_s=timeout_s, connect_timeout_s=10.0,
+                                concurrency=concurrency, transport=transport)
 
     def __repr__(self) -> str:
         return f"PullClient(base_url={self.base_url!r})"
@@ -76,32 +67,22 @@ class PullClient:
     def stats(self) -> dict[str, int]:
         return dict(self.retrying.stats)
 
-    def _parse(self, response: httpx.Response) -> Any:
-        """The answer's JSON, scrubbed whole (None when it is not JSON)."""
-        try:
-            return self._scrubber.json(json.loads(response.content))
-        except (ValueError, RecursionError):
-            return None
-
-    def _excerpt(self, response: httpx.Response) -> str:
-        text = " ".join(self._scrubber.text(response.text).split())
-        return text[:EXCERPT_CHARS] + ("…" if len(text) > EXCERPT_CHARS else "")
-
     def get(self, path: str, params: dict[str, Any] | None = None, *, what: str) -> tuple[dict, httpx.Response]:
         """GET a JSON object (scrubbed) and the answer (for its headers); `what` names the call in errors,
         e.g. "page 3 of GET /v2/customers"."""
         attempt = self.retrying.call(lambda: self._http.get(path, params=params),
-                                     message=lambda r: _message(self._parse(r), f"HTTP {r.status_code}"))
+                                     message=lambda r: _message(self._scrubber.body(r), f"HTTP {r.status_code}"))
         response = attempt.response
         if attempt.outcome != "answered" or response is None:
             raise PullError(f"{what}: {attempt.error} ({attempt.requests} requests)")
-        body = self._parse(response)
+        body = self._scrubber.body(response)
         status = response.status_code
         if status in (401, 403):
             raise PullError(f"{what}: the API answered {status} ({_message(body, 'refused')}): check "
                             f"{self.credential_names} and the base URL {self.base_url}")
         if not 200 <= status < 300:
-            raise PullError(f"{what}: the API answered {status}: {_message(body, self._excerpt(response))}")
+            raise PullError(f"{what}: the API answered {status}: {_message(body, self._scrubber.excerpt(response))}")
         if not isinstance(body, dict):
-            raise PullError(f"{what}: the API answered {status} without a JSON object: {self._excerpt(response)!r}")
+            excerpt = self._scrubber.excerpt(response)
+            raise PullError(f"{what}: the API answered {status} without a JSON object: {excerpt!r}")
         return body, response

@@ -27,12 +27,11 @@ import httpx
 
 from ...httpapi.retrying import RateLimiter, Retrying, retry_after_seconds  # noqa: F401 (the last two: as tests name them)
 from ...httpapi.scrub import Scrubber
+from ...httpapi.session import api_client
 from ..core.outcomes import Failed, StopRun, Uncertain, Unsent
 from .models import error_message, refusal
 
 Outcome = Literal["ok", "rejected", "failed", "uncertain"]
-
-USER_AGENT = "loyalty-pipeline/0.1"
 
 
 class ShopiMindError(StopRun):
@@ -41,9 +40,6 @@ class ShopiMindError(StopRun):
 
 class AuthError(ShopiMindError):
     pass
-
-
-EXCERPT_CHARS = 200  # of an answer, in error messages
 
 
 @dataclass(frozen=True)
@@ -99,14 +95,8 @@ class ShopiMindClient:
                                  deadline_s=deadline_s, requests_per_second=requests_per_second,
                                  burst=max(concurrency, int(requests_per_second)), scrub=self.scrub)
         self.stats = self.retrying.stats  # requests, throttled, retried
-        self._http = httpx.Client(
-            base_url=self.base_url,
-            headers={"spm-api-key": api_key, "Accept": "application/json", "User-Agent": USER_AGENT},
-            timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
-            limits=httpx.Limits(max_connections=concurrency + 2, max_keepalive_connections=concurrency + 2),
-            follow_redirects=False,  # a redirect would re-send the key to wherever it points
-            transport=transport,
-        )
+        self._http = api_client(self.base_url, {"spm-api-key": api_key}, timeout_s=timeout_s,
+                                connect_timeout_s=connect_timeout_s, concurrency=concurrency, transport=transport)
 
     def __repr__(self) -> str:
         return f"ShopiMindClient(base_url={self.base_url!r})"
@@ -125,14 +115,9 @@ class ShopiMindClient:
 
     def _answer(self, response: httpx.Response) -> Answer:
         """The chokepoint where API text enters the pipeline: parsed, then scrubbed whole."""
-        try:
-            body = self._scrubber.json(json.loads(response.content)) if response.content.strip() else None
-        except (ValueError, RecursionError):  # not JSON (or not UTF-8), or nested beyond reading
-            body = None
-        excerpt = " ".join(self.scrub(response.text).split())
         content_type = response.headers.get("content-type", "").split(";")[0].strip()
-        return Answer(response.status_code, body, content_type,
-                      excerpt[:EXCERPT_CHARS] + ("…" if len(excerpt) > EXCERPT_CHARS else ""))
+        return Answer(response.status_code, self._scrubber.body(response), content_type,
+                      self._scrubber.excerpt(response))
 
     def time_left(self) -> float:
         return self.retrying.time_left()
