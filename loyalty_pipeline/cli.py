@@ -47,13 +47,12 @@ def run_days(start: dt.date, end: dt.date, *, job_name: str = "daily_job", run_c
     instance = get_instance()
     # The shell shows one line per day (and the causes of a failure: _print_failure); the full event log,
     # stack traces included, is in the UI (same instance).
-    quiet = QUIET
     with _signals_to_flag() as stop:
         for day in days_between(start, end):
             if stop:  # a signal between two days
                 print(f"stopped by {signal.Signals(stop[0]).name} before {day}", flush=True)
                 sys.exit(128 + stop[0])
-            result = _run_day(job, instance, day, {**quiet, **(run_config or {})}, tags or {}, stop)
+            result = _run_day(job, instance, day, {**QUIET, **(run_config or {})}, tags or {}, stop)
             print(f"{day}  {'ok' if result.success else 'FAILED'}  run {result.run_id[:8]}", flush=True)
             if not result.success:
                 _print_failure(result)

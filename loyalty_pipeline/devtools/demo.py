@@ -86,31 +86,27 @@ def run_demo(*, members: int = 2000, days: int = 14, platform: str | None = None
 @contextmanager
 def loyaltylion_stand_in() -> Iterator[LoyaltyLionStandIn]:
     """The stand-in, with the pull's credential variable naming its key for as long as the block runs."""
-    variable = loyaltylion.PULL.credentials["api_key_env"]
-    saved = os.environ.get(variable)
-    os.environ[variable] = API_KEY
-    try:
-        with LoyaltyLionStandIn() as api:
-            yield api
-    finally:
-        if saved is None:
-            os.environ.pop(variable, None)
-        else:
-            os.environ[variable] = saved
+    with _env(loyaltylion.PULL.credentials["api_key_env"], API_KEY), LoyaltyLionStandIn() as api:
+        yield api
+
+
+def _today(day: dt.date):
+    """The injected clock (ProgramResource.today_date) on `day`: an API is pulled for today only."""
+    return _env("LOYALTY_TODAY", day.isoformat())
 
 
 @contextmanager
-def _today(day: dt.date) -> Iterator[None]:
-    """The injected clock (ProgramResource.today_date) on `day`: an API is pulled for today only."""
-    saved = os.environ.get("LOYALTY_TODAY")
-    os.environ["LOYALTY_TODAY"] = day.isoformat()
+def _env(name: str, value: str) -> Iterator[None]:
+    """`name` = `value` in this process's environment for as long as the block runs."""
+    saved = os.environ.get(name)
+    os.environ[name] = value
     try:
         yield
     finally:
         if saved is None:
-            os.environ.pop("LOYALTY_TODAY", None)
+            os.environ.pop(name, None)
         else:
-            os.environ["LOYALTY_TODAY"] = saved
+            os.environ[name] = saved
 
 
 def _objects(path: Path) -> list[dict]:
