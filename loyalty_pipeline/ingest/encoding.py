@@ -75,7 +75,7 @@ def utf8_path(file: ExportFile, encoding: str) -> Path:
     if file.format != "parquet" and encoding == "utf-8" and f"{file.sha256}.utf-8" not in _shapes:
         _remember(f"{file.sha256}.utf-8", _decode(file, encoding, out=None))
     if file.format == "parquet" or encoding == "utf-8":
-        return file.path if is_plain(file.path) else _alias(file.path)
+        return plain_path(file.path)
     key = f"{file.sha256}.{encoding}"
     if key in _copies and _copies[key].exists():
         _copies.move_to_end(key)
@@ -91,6 +91,11 @@ def utf8_path(file: ExportFile, encoding: str) -> Path:
     while len(_copies) > _KEEP:
         _copies.popitem(last=False)[1].unlink(missing_ok=True)
     return target
+
+
+def plain_path(path: Path) -> Path:
+    """`path` itself if DuckDB reads it as the one file it names (readers.is_plain), else an alias of it."""
+    return path if is_plain(path) else _alias(path)
 
 
 def _alias(path: Path) -> Path:

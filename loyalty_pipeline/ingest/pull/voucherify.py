@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
 
 from ...tempfiles import temp_path
+from ..encoding import plain_path
 from ..platforms import voucherify
 from ..readers import lines_reader, quote
 from .client import PullClient, PullError
@@ -122,11 +122,9 @@ def phases(settings: Settings) -> list[Phase]:
 def build(staging: Staging, settings: Settings) -> tuple[Path, int]:
     """The members, each extended with its customer and its tiers list (the texts as staged), in DuckDB."""
     out = temp_path(staging.path("export"))
-    with tempfile.TemporaryDirectory(prefix="loyalty-pull-") as tmp, duckdb.connect() as con:
-        # DuckDB reads a path as a pattern: the staged files are read through plain-named links.
-        members, customers, tiers = (Path(tmp, name) for name in ("members", "customers", "tiers"))
-        for link in (members, customers, tiers):
-            link.symlink_to(staging.path(link.name))
+    # DuckDB reads a path as a pattern: an exports root such as `ex*` is read through a plain alias.
+    members, customers, tiers = (plain_path(staging.path(name)) for name in ("members", "customers", "tiers"))
+    with duckdb.connect() as con:
         con.execute(f"""
             COPY (
                 WITH m AS (SELECT row_number() OVER () AS n, line FROM {lines_reader(members)}),

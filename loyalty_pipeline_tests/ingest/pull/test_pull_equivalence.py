@@ -40,15 +40,20 @@ def test_loyaltylion_pulled_days_are_the_files_written_by_hand(tmp_path: Path):
     assert got["events"]  # the fixture days do change: there are events to compare
 
 
-@pytest.mark.parametrize("page_size", [2, 100])
-def test_voucherify_pulled_days_join_customers_and_tiers_as_the_adapter_reads_them(tmp_path: Path, page_size: int):
+# A root with glob characters: the join reads the staged listings as data, never as a pattern.
+@pytest.mark.parametrize(("page_size", "root"), [(2, "pulled"), (100, "pul[l]ed*")])
+def test_voucherify_pulled_days_join_customers_and_tiers_as_the_adapter_reads_them(tmp_path: Path, page_size: int,
+                                                                                   root: str):
     with VoucherifyStandIn(campaign_id="camp_7s3uXI44aKfIk5IhmeOPr6ic") as api:
         program = h.pull_program(tmp_path / "pulled", "voucherify", api.base_url, page_size=page_size,
                                campaign_id="camp_7s3uXI44aKfIk5IhmeOPr6ic")
         for day in DAYS:
             members = h.objects("voucherify_v1", day)
             api.load(members)
-            pull_export(program, tmp_path / "pulled" / "exports", day, today=day, environ=h.VF_ENV, **h.FAST)
+            pulled = pull_export(program, tmp_path / root / "exports", day, today=day, environ=h.VF_ENV, **h.FAST)
+            if root != "pulled":
+                (tmp_path / "pulled" / "exports" / day.isoformat()).mkdir(parents=True, exist_ok=True)
+                pulled.path.replace(tmp_path / "pulled" / "exports" / day.isoformat() / pulled.path.name)
             h.as_file(tmp_path / "by_hand" / "exports" / day.isoformat() / "accounts.jsonl", members)
             # One listing of customers for all members, and one tiers request per member.
             tiers = [r for r in api.served() if r[1].endswith("/tiers")]
