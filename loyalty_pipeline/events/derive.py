@@ -8,8 +8,10 @@ the catalogue's models, streaming them from DuckDB in batches.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 import duckdb
+from pydantic import TypeAdapter
 
 from ..ingest.files import ExportError
 from ..program import Program
@@ -19,7 +21,10 @@ from .catalogue import CATALOGUE
 
 sql = sql_files(__package__)
 
-_VALIDATE_BATCH = 20_000
+# Payloads validated at once (_validate_day). Small: pydantic builds a batch's models all at once, and
+# more live objects than the collector's youngest generation holds (700) get them promoted and the
+# whole process's heap (Dagster's) walked again and again: 20,000 at a time is slower than one by one.
+_VALIDATE_BATCH = 250
 
 
 class EventDerivationError(RuntimeError):
@@ -130,18 +135,45 @@ def build_events(con: duckdb.DuckDBPyConnection, day: dt.date, program: Program,
 
 def _validate_day(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:
     """Every stored payload must be exactly what its catalogue model produces: same fields in the same
-    order, same types, no nulls (compared as JSON text, which is the fastest way through pydantic)."""
-    models = {code: event_type.metadata_model for code, event_type in CATALOGUE.items()}
-    cur = con.execute("SELECT event_key, code_name, metadata FROM loyalty_events WHERE snapshot_date = $day",
-                      {"day": day})
-    while batch := cur.fetchmany(_VALIDATE_BATCH):
-        for key, code, metadata in batch:
-            try:
-                canonical = models[code].model_validate_json(metadata).model_dump_json(exclude_none=True)
-            except ValueError as exc:
-                raise EventDerivationError(f"{day}: {code} {key[:12]}: invalid metadata {metadata}: {exc}") from exc
-            if canonical != metadata:
-                raise EventDerivationError(f"{day}: {code} {key[:12]}: metadata {metadata} is not {canonical}")
+    order, same types, no nulls (compared as JSON text, which is the fastest way through pydantic).
+
+    A batch of one event type at a time goes through pydantic as one JSON array (its loop, not
+    Python's: 0.06 s instead of 0.2 s for 77 k events); only a batch that differs is gone through
+    row by row, for the message naming the event."""
+    batches = con.execute(
+        "SELECT code_name, rowid // $batch, '[' || string_agg(metadata::VARCHAR, ',') || ']' FROM loyalty_events "
+        "WHERE snapshot_date = $day GROUP BY ALL", {"day": day, "batch": _VALIDATE_BATCH})
+    while batch := batches.fetchone():
+        code, chunk, payloads = batch
+        try:
+            adapter = _payloads(code)
+            if adapter.dump_json(adapter.validate_json(payloads), exclude_none=True).decode() == payloads:
+                continue
+        except ValueError:
+            pass
+        _validate_rows(con, day, code, chunk)
+
+
+@functools.cache
+def _payloads(code: str) -> TypeAdapter:
+    """A list of `code`'s payloads, as its catalogue model validates and writes each one."""
+    return TypeAdapter(list[CATALOGUE[code].metadata_model])
+
+
+def _validate_rows(con: duckdb.DuckDBPyConnection, day: dt.date, code: str, chunk: int) -> None:
+    """The batch `chunk` of `code`'s payloads, one by one: raise on the first that is not canonical."""
+    model = CATALOGUE[code].metadata_model
+    for key, metadata in con.execute(
+            "SELECT event_key, metadata::VARCHAR FROM loyalty_events WHERE snapshot_date = $day "
+            "AND code_name = $code AND rowid // $batch = $chunk ORDER BY rowid",
+            {"day": day, "code": code, "batch": _VALIDATE_BATCH, "chunk": chunk}).fetchall():
+        try:
+            canonical = model.model_validate_json(metadata).model_dump_json(exclude_none=True)
+        except ValueError as exc:
+            raise EventDerivationError(f"{day}: {code} {key[:12]}: invalid metadata {metadata}: {exc}") from exc
+        if canonical != metadata:
+            raise EventDerivationError(f"{day}: {code} {key[:12]}: metadata {metadata} is not {canonical}")
+    raise EventDerivationError(f"{day}: {code}: a batch of payloads is not what its model writes")  # not reached
 
 
 def tier_matrix(con: duckdb.DuckDBPyConnection, day: dt.date, previous: dt.date | None,
