@@ -41,13 +41,26 @@ def publish_day(con: duckdb.DuckDBPyConnection, warehouse: Path, table: str, day
     catalog has its view. A file written after `built_at` (epoch seconds: when the day's rows were
     built) already holds them and is left alone, so re-running an unchanged day does not churn the
     analysts' files."""
+    return publish_days(con, warehouse, [table], day, built_at)[0]
+
+
+def publish_days(con: duckdb.DuckDBPyConnection, warehouse: Path, tables: list[str], day: dt.date,
+                 built_at: float | None = None) -> list[Path]:
+    """publish_day for each of `tables`, the catalog looked at once when all are written (a step
+    publishing three tables opened it three times, and rebuilt it up to three times)."""
+    written = [_write_day(con, warehouse, table, day, built_at) for table in tables]
+    ensure_catalog(warehouse)
+    return written
+
+
+def _write_day(con: duckdb.DuckDBPyConnection, warehouse: Path, table: str, day: dt.date,
+               built_at: float | None) -> Path:
     folder = parquet_root(warehouse) / table
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{day.isoformat()}.parquet"
     if built_at is not None and target.exists() and target.stat().st_mtime >= built_at:
         return target
     _copy(con, f"SELECT * FROM {table} WHERE snapshot_date = $day", {"day": day}, target)
-    ensure_catalog(warehouse)
     return target
 
 

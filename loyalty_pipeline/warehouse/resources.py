@@ -12,7 +12,7 @@ import duckdb
 
 from ..processes import announce
 from ..program import Program
-from .analytics import publish_current, publish_day
+from .analytics import publish_current, publish_days
 from .connection import connect, prepare
 
 
@@ -46,8 +46,7 @@ class WarehouseResource(dg.ConfigurableResource):
     def publish(self, con: duckdb.DuckDBPyConnection, tables: list[str], day: dt.date, built_at: float) -> None:
         """Copy the day of each table, built at `built_at`, to the analysts' Parquet files unless they
         are newer (see analytics.py)."""
-        for table in tables:
-            publish_day(con, Path(self.path), table, day, built_at=built_at)
+        publish_days(con, Path(self.path), tables, day, built_at=built_at)
 
     def publish_current(self, con: duckdb.DuckDBPyConnection, tables: list[str]) -> None:
         """Copy whole state tables (not partitioned by day, e.g. delivery_state) to the analysts' files."""
