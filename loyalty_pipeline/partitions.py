@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import dagster as dg
 
@@ -47,6 +47,27 @@ def day_check(*, asset: dg.AssetsDefinition, description: str
             # Safe to silence here: pyproject keeps Dagster on 1.13, and the checks' tests run real
             # partitioned runs (results per day, a failed check stopping downstream), so a breaking
             # change in a patch release fails the suite rather than the daily run.
+            warnings.simplefilter("ignore", dg.PreviewWarning)
+            return decorate(fn)
+
+    return apply
+
+
+def day_checks(*, asset: dg.AssetsDefinition, descriptions: dict[str, str]
+               ) -> Callable[[Callable[..., Iterator[dg.AssetCheckResult]]], dg.AssetChecksDefinition]:
+    """`@day_checks(asset=…, descriptions={name: description})`: several blocking checks of one business
+    date of `asset` run by one step, as day_check would run each (same keys, names and descriptions in
+    the UI), one warehouse connection for all of them. The function yields an AssetCheckResult with
+    `check_name` for each check of `context.selected_asset_check_keys` (a re-run of one check alone
+    runs the step for it only)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.PreviewWarning)  # partitions_def on a check: see day_check
+        specs = [dg.AssetCheckSpec(name, asset=asset, blocking=True, partitions_def=daily_partitions,
+                                   description=description) for name, description in descriptions.items()]
+    decorate = dg.multi_asset_check(specs=specs, can_subset=True, pool=WAREHOUSE_POOL)
+
+    def apply(fn: Callable[..., Iterator[dg.AssetCheckResult]]) -> dg.AssetChecksDefinition:
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore", dg.PreviewWarning)
             return decorate(fn)
 

@@ -7,14 +7,16 @@ re-running the day with the run tag `loyalty/confirm_volume_change=true` (run_ta
 "Operations").
 """
 
+import datetime as dt
 import warnings
+from collections.abc import Iterator
 
 import dagster as dg
 
 from ..ingest.assets import loyalty_export
 from ..ingest.files import ExportError
-from ..partitions import daily_partitions, day_check, partition_day
-from ..program import ProgramResource
+from ..partitions import daily_partitions, day_checks, partition_day
+from ..program import Operations, ProgramResource
 from ..run_tags import CONFIRM_TAG, HOW_TO_CONFIRM, rebuild_requested, volume_confirmed
 from ..warehouse.connection import WAREHOUSE_POOL
 from ..warehouse.metadata import counts, query_table, rows_table
@@ -59,24 +61,55 @@ def loyalty_snapshot(
 
 
 # -- the checks of loyalty_snapshot ------------------------------------------------------------------------
-# Each reads the figures the snapshot step recorded with the day's rows (steps.snapshot_figures) instead
-# of scanning the day again.
+# One step runs the four (partitions.day_checks: one step and one connection instead of four, each still
+# its own check in the UI); each judges the figures the snapshot step recorded with the day's rows
+# (steps.snapshot_figures) instead of scanning the day again.
 
-@day_check(asset=loyalty_snapshot, description="One snapshot row per customer and day.")
-def one_row_per_customer(context: dg.AssetCheckExecutionContext, program: ProgramResource,
-                         warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    with warehouse.connect(program.load()) as con:
-        day = snapshot_figures(con, partition_day(context))
+@day_checks(asset=loyalty_snapshot, descriptions={
+    "one_row_per_customer": "One snapshot row per customer and day.",
+    "rows_reconcile": "Nothing lost: raw rows = snapshot rows + quarantined rows.",
+    "member_count_within_band":
+        "Members within ±operations.member_count_band (or ±member_count_floor members) of the latest earlier "
+        "snapshot: a half-written export must not look like members leaving.",
+    "tiers_known":
+        "Every tier is one of the program's. An unknown tier name is configuration drift (the platform renamed "
+        "or added a tier), not a bad row: by default one such row stops the day's outbound assets; "
+        "operations.unknown_tier_max_share / unknown_tier_floor tolerate some.",
+})
+def loyalty_snapshot_checks(context: dg.AssetCheckExecutionContext, program: ProgramResource,
+                            warehouse: WarehouseResource) -> Iterator[dg.AssetCheckResult]:
+    day = partition_day(context)
+    prog = program.load()
+    selected = {key.name for key in context.selected_asset_check_keys}
+    with warehouse.connect(prog) as con:
+        figures = snapshot_figures(con, day)
+        previous_day = previous = None
+        if "member_count_within_band" in selected:
+            previous_day = con.execute("SELECT max(snapshot_date) FROM snapshots WHERE snapshot_date < $day",
+                                       {"day": day}).fetchone()[0]
+            previous = snapshot_figures(con, previous_day)["members"] if previous_day else 0
+    confirmed = volume_confirmed(context)
+    judged = {
+        "one_row_per_customer": lambda: one_row_per_customer(figures),
+        "rows_reconcile": lambda: rows_reconcile(figures),
+        "member_count_within_band": lambda: member_count_within_band(
+            figures["members"], previous_day, previous, day, prog.operations, confirmed),
+        "tiers_known": lambda: tiers_known(figures, prog.operations, confirmed),
+    }
+    for name, judge in judged.items():
+        if name in selected:
+            yield judge()
+
+
+def one_row_per_customer(day: dict) -> dg.AssetCheckResult:
     dupes = day["members"] - day["customers"]
-    return dg.AssetCheckResult(passed=dupes == 0, metadata={"duplicate_rows": dupes})
+    return dg.AssetCheckResult(check_name="one_row_per_customer", passed=dupes == 0,
+                               metadata={"duplicate_rows": dupes})
 
-@day_check(asset=loyalty_snapshot, description="Nothing lost: raw rows = snapshot rows + quarantined rows.")
-def rows_reconcile(context: dg.AssetCheckExecutionContext, program: ProgramResource,
-                   warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    with warehouse.connect(program.load()) as con:
-        day = snapshot_figures(con, partition_day(context))
+
+def rows_reconcile(day: dict) -> dg.AssetCheckResult:
     raw, members, quarantined = day["raw_rows"], day["members"], day["quarantined"]
-    return dg.AssetCheckResult(passed=raw == members + quarantined,
+    return dg.AssetCheckResult(check_name="rows_reconcile", passed=raw == members + quarantined,
                                metadata={"raw": raw, "snapshot": members, "quarantined": quarantined})
 
 
@@ -84,48 +117,30 @@ def relative_change(today: int, previous: int) -> float:
     return (today - previous) / previous if previous else float("inf") if today else 0.0
 
 
-@day_check(asset=loyalty_snapshot,
-           description="Members within ±operations.member_count_band (or ±member_count_floor members) of the "
-                       "latest earlier snapshot: a half-written export must not look like members leaving.")
-def member_count_within_band(context: dg.AssetCheckExecutionContext, program: ProgramResource,
-                             warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    day = partition_day(context)
-    prog = program.load()
-    ops = prog.operations
-    with warehouse.connect(prog) as con:
-        members = snapshot_figures(con, day)["members"]
-        previous_day = con.execute("SELECT max(snapshot_date) FROM snapshots WHERE snapshot_date < $day",
-                                   {"day": day}).fetchone()[0]
-        previous = snapshot_figures(con, previous_day)["members"] if previous_day else 0
+def member_count_within_band(members: int, previous_day: dt.date | None, previous: int, day: dt.date,
+                             ops: Operations, confirmed: bool) -> dg.AssetCheckResult:
+    def result(**kwargs) -> dg.AssetCheckResult:
+        return dg.AssetCheckResult(check_name="member_count_within_band", **kwargs)
+
     metadata = {"members": members, "band": ops.member_count_band, "floor": ops.member_count_floor,
-                "confirmed": volume_confirmed(context)}
+                "confirmed": confirmed}
     if previous_day is None:
-        return dg.AssetCheckResult(passed=True, metadata=metadata, description="first snapshot: nothing to compare")
+        return result(passed=True, metadata=metadata, description="first snapshot: nothing to compare")
     change = relative_change(members, previous)
     metadata |= {"previous_members": previous, "previous_snapshot_date": previous_day.isoformat(),
                  "change": dg.MetadataValue.float(round(change, 4) if previous else 0.0)}
     within = abs(change) <= ops.member_count_band or abs(members - previous) <= ops.member_count_floor
-    if within or metadata["confirmed"]:
-        return dg.AssetCheckResult(passed=True, metadata=metadata,
-                                   description=None if within else f"change {change:+.1%} confirmed by run tag")
-    return dg.AssetCheckResult(passed=False, metadata=metadata, description=(
+    if within or confirmed:
+        return result(passed=True, metadata=metadata,
+                      description=None if within else f"change {change:+.1%} confirmed by run tag")
+    return result(passed=False, metadata=metadata, description=(
         f"{previous} members on {previous_day} → {members} on {day} ({change:+.1%}), outside "
         f"±{ops.member_count_band:.0%} (and more than {ops.member_count_floor} members): "
         + HOW_TO_CONFIRM))
 
 
-@day_check(asset=loyalty_snapshot,
-           description="Every tier is one of the program's. An unknown tier name is configuration drift (the "
-                       "platform renamed or added a tier), not a bad row: by default one such row stops the "
-                       "day's outbound assets; operations.unknown_tier_max_share / unknown_tier_floor tolerate "
-                       "some.")
-def tiers_known(context: dg.AssetCheckExecutionContext, program: ProgramResource,
-                warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    day = partition_day(context)
-    prog = program.load()
-    max_share, floor = prog.operations.unknown_tier_max_share, prog.operations.unknown_tier_floor
-    with warehouse.connect(prog) as con:
-        figures = snapshot_figures(con, day)
+def tiers_known(figures: dict, ops: Operations, confirmed: bool) -> dg.AssetCheckResult:
+    max_share, floor = ops.unknown_tier_max_share, ops.unknown_tier_floor
     raw, foreign = figures["raw_rows"], figures["foreign_tiers"]
     # Each spelling as the export wrote it, with its rows (the most frequent): what ops add as an alias.
     unknown, spellings = figures["unknown_tiers"]["rows"], figures["unknown_tiers"]["top"]
@@ -133,7 +148,6 @@ def tiers_known(context: dg.AssetCheckExecutionContext, program: ProgramResource
     values = rows_table([("raw_tier", "VARCHAR"), ("rows", "BIGINT")], spellings)
     share = unknown / raw if raw else 0.0
     tolerated = share <= max_share or unknown <= floor
-    confirmed = volume_confirmed(context)
     named = ", ".join(f"{tier!r} ({n})" for tier, n in spellings) + (f" and {more} more" if more else "")
     if foreign:
         description = f"{foreign} snapshot rows have a tier program.yaml no longer defines: re-run the day"
@@ -148,7 +162,7 @@ def tiers_known(context: dg.AssetCheckExecutionContext, program: ProgramResource
                        f"the rows become snapshot rows. To send the day without them, re-run with run tag "
                        f"{CONFIRM_TAG}=true")
     return dg.AssetCheckResult(
-        passed=foreign == 0 and (tolerated or confirmed),
+        check_name="tiers_known", passed=foreign == 0 and (tolerated or confirmed),
         metadata={"unknown_tier_rows": unknown, "unknown_tier_share": dg.MetadataValue.float(round(share, 4)),
                   "max_share": max_share, "floor": floor, "confirmed": confirmed, "unknown_tiers": values},
         description=description,

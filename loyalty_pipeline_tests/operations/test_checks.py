@@ -144,3 +144,26 @@ def test_ops_confirm_from_the_shell_with_a_run_tag(tmp_path: Path):
                                    env=env, capture_output=True, text=True, timeout=300)
     assert confirmed.returncode == 0, confirmed.stdout + confirmed.stderr
     assert f"{day(1)}  ok" in confirmed.stdout
+
+
+def test_the_snapshot_checks_run_in_one_step_and_each_can_run_alone(tmp_path: Path):
+    """The four checks of loyalty_snapshot are one step (one connection) but still four checks: each
+    recorded on its own for its day, and one re-run alone (as from the UI) evaluates only itself."""
+    pipe = Pipeline(tmp_path)
+    pipe.write_accounts(day(0), [account("C1"), account("C2")])
+    result = pipe.run(day(0))
+    four = {"one_row_per_customer", "rows_reconcile", "member_count_within_band", "tiers_known"}
+    evaluations = [e for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
+                   and e.event_specific_data.asset_key == dg.AssetKey("loyalty_snapshot")
+                   and e.event_specific_data.check_name != "freshness_check"]  # operations' own, by its sensor
+    assert sorted(e.event_specific_data.check_name for e in evaluations) == sorted(four)
+    assert {(e.step_key, e.event_specific_data.partition) for e in evaluations} == {("loyalty_snapshot_checks", day(0))}
+
+    # The daily job's subset holding only that check (what the UI launches to re-run one check).
+    key = dg.AssetCheckKey(dg.AssetKey("loyalty_snapshot"), "rows_reconcile")
+    alone = pipe.defs.resolve_job_def("daily_job").get_subset(asset_selection=set(), asset_check_selection={key})
+    rerun = alone.execute_in_process(partition_key=day(0), instance=pipe.instance, raise_on_error=False)
+    assert rerun.success
+    assert {(e.check_name, e.passed, e.partition) for e in rerun.get_asset_check_evaluations()} == {
+        ("rows_reconcile", True, day(0))}
+    assert rerun.get_asset_check_evaluations()[0].metadata["raw"].value == 2
