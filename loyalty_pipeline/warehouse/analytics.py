@@ -47,9 +47,14 @@ def publish_day(con: duckdb.DuckDBPyConnection, warehouse: Path, table: str, day
 def publish_days(con: duckdb.DuckDBPyConnection, warehouse: Path, tables: list[str], day: dt.date,
                  built_at: float | None = None) -> list[Path]:
     """publish_day for each of `tables`, the catalog looked at once when all are written (a step
-    publishing three tables opened it three times, and rebuilt it up to three times)."""
+    publishing three tables opened it three times, and rebuilt it up to three times). A table
+    published for the first time has no view yet: the catalog is rebuilt without opening it to see."""
+    first = set(tables) - set(_published(warehouse))
     written = [_write_day(con, warehouse, table, day, built_at) for table in tables]
-    ensure_catalog(warehouse)
+    if first:
+        refresh_catalog(warehouse)
+    else:
+        ensure_catalog(warehouse)
     return written
 
 
