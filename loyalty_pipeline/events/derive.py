@@ -173,7 +173,8 @@ def _validate_rows(con: duckdb.DuckDBPyConnection, day: dt.date, code: str, chun
             raise EventDerivationError(f"{day}: {code} {key[:12]}: invalid metadata {metadata}: {exc}") from exc
         if canonical != metadata:
             raise EventDerivationError(f"{day}: {code} {key[:12]}: metadata {metadata} is not {canonical}")
-    raise EventDerivationError(f"{day}: {code}: a batch of payloads is not what its model writes")  # not reached
+    # Unreachable (a batch differs only where one of its rows does), but never a silent pass.
+    raise EventDerivationError(f"{day}: {code}: a batch of payloads is not what its model writes")
 
 
 def tier_matrix(con: duckdb.DuckDBPyConnection, day: dt.date, previous: dt.date | None,
