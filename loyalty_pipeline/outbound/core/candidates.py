@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import re
+import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -89,20 +90,27 @@ def select(row: type[NamedTuple], query: str, where: str, order: str = "") -> st
 def stream(con: duckdb.DuckDBPyConnection, row: type[R], statement: str, params: dict[str, Any], size: int,
            over: Sequence[dict[str, str | None]] = WHOLE) -> Iterator[list[R]]:
     """The rows of `statement` as `row`s, `size` at a time, slice after slice of `over` (a chunk may span
-    two), from a cursor of their own so that the caller can write to the warehouse meanwhile (each
-    chunk's outcomes). A slice's query runs once the previous one is read."""
-    make, chunk = row._make, []
-    for bounds in over:
-        cursor = con.cursor()
-        try:
-            cursor.execute(statement, bind(statement, {**params, **bounds}))
-            while rows := cursor.fetchmany(size - len(chunk)):
+    two); the caller writes to the warehouse between chunks (each chunk's outcomes).
+
+    A slice's rows are first kept in a temporary table (DuckDB's memory, spilled past its limit), then
+    read a chunk at a time by queries that end before the caller writes: a query left open (a cursor)
+    would keep every row written since it began in memory (DuckDB cannot checkpoint under an open
+    read), i.e. the whole run's outcomes."""
+    table, make, chunk = f"candidates_{uuid.uuid4().hex}", row._make, []
+    try:
+        for bounds in over:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {statement}",
+                        bind(statement, {**params, **bounds}))
+            start = 0
+            while rows := con.execute(f"SELECT * FROM {table} WHERE rowid >= $start AND rowid < $end ORDER BY rowid",
+                                      {"start": start, "end": start + size - len(chunk)}).fetchall():
+                start += len(rows)
                 chunk.extend(make(r) for r in rows)
                 if len(chunk) == size:
                     yield chunk
                     chunk = []
-        finally:
-            cursor.close()
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {table}")
     if chunk:
         yield chunk
 
@@ -110,7 +118,13 @@ def stream(con: duckdb.DuckDBPyConnection, row: type[R], statement: str, params:
 def first(con: duckdb.DuckDBPyConnection, row: type[R], statement: str, params: dict[str, Any], n: int,
           over: Sequence[dict[str, str | None]] = WHOLE) -> list[R]:
     """The first `n` rows of `statement` over the slices of `over` (a sample in a dry run)."""
-    return next(stream(con, row, statement, params, n, over), []) if n > 0 else []
+    if n <= 0:
+        return []
+    chunks = stream(con, row, statement, params, n, over)
+    try:
+        return next(chunks, [])
+    finally:
+        chunks.close()  # drops its temporary table now
 
 
 def fetch(con: duckdb.DuckDBPyConnection, row: type[R], statement: str, params: dict[str, Any]) -> list[R]:

@@ -48,7 +48,7 @@ class DeliverySettings:
     slice_members: int = 500_000
     # DuckDB's memory_limit while delivering (core.candidates.bounded_memory): what it may cache of the
     # tables the slices scan, which would otherwise follow the members up to the warehouse's limit.
-    memory_limit: str = "256MB"
+    memory_limit: str | None = "256MB"
 
     @property
     def chunk_size(self) -> int:

@@ -15,7 +15,7 @@ import duckdb
 import pytest
 
 from loyalty_pipeline.outbound.core.candidates import WHOLE, bounded_memory, count_actions, slices, stream
-from loyalty_pipeline.outbound.shopimind.accounts import AccountRow
+from loyalty_pipeline.outbound.shopimind.accounts import AccountRow, preview_accounts
 from loyalty_pipeline.outbound.shopimind.delivery import DeliverySettings, member_slices, sql
 from loyalty_pipeline.outbound.shopimind.departures import DepartureRow, LeavePolicy, _params
 from loyalty_pipeline.warehouse.connection import connect
@@ -158,3 +158,24 @@ def test_a_delivery_lowers_the_memory_limit_while_it_runs_and_restores_it(tmp_pa
     with pytest.raises(RuntimeError), bounded_memory(con, "100MB"):
         raise RuntimeError("a failed delivery")
     assert limit() == before
+
+
+def test_the_account_selection_needs_the_memory_of_a_slice_not_of_the_members(tmp_path):
+    """500,000 members, 5 % changed, spilling off (what does not fit fails): one query over every member
+    does not fit in 48 MB; in slices of 20,000 the same selection does, with the same counts."""
+    con = connect(tmp_path / "w.duckdb")
+    member = "'member-' || lpad(i::VARCHAR, 9, '0')"
+    con.execute(f"INSERT INTO snapshots (snapshot_date, customer_id, enrolled, points_balance, lifetime_points, tier, "
+                f"dq_flags, source_file, source_line) SELECT '{NEWEST}', {member}, true, i % 1000, 0, 'Bronze', [], "
+                "'f.csv', i FROM range(500000) t(i)")
+    con.execute(f"INSERT INTO account_sync_state SELECT $d, {member}, '{NEWEST}', i % 1000 + (i % 20 = 0)::INT, "
+                "'Bronze', NULL, NULL, NULL, now(), true FROM range(500000) t(i)", {"d": DEST})
+    con.execute("CHECKPOINT")
+    con.execute("SET temp_directory = ''")
+    whole = preview_accounts(con, NEWEST, DEST, DeliverySettings(memory_limit=None))["actions"]
+    assert whole == {"unchanged": 475_000, "send": 25_000}
+    with pytest.raises(duckdb.OutOfMemoryException):
+        preview_accounts(con, NEWEST, DEST, DeliverySettings(slice_members=500_000, memory_limit="48MB"))
+    sliced = preview_accounts(con, NEWEST, DEST, DeliverySettings(slice_members=20_000, memory_limit="48MB"))
+    assert sliced["actions"] == whole
+    con.close()
