@@ -84,6 +84,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         "LOYALTY_DUCKDB_MEMORY_LIMIT; the reference: DuckDB's)")
     p.add_argument("--skip-outbound", action="store_true")
     p.add_argument("--skip-rerun", action="store_true")
+    p.add_argument("--skip-raw", action="store_true",
+                   help="no raw httpx loop (as long as the pipeline's delivery): no pipeline / raw ratio")
     return p.parse_args(argv)
 
 
@@ -188,6 +190,9 @@ def run(args: argparse.Namespace, formats: list[str], outbound_repeats: int, wor
                     f"{rerun['outbound']['seconds']:.2f} s, {rerun['requests']['total']} requests")
             else:
                 discard(Path(pipeline["db"]))
+        if args.skip_raw:
+            rounds.append(report.outbound_round(pipeline, pipeline_requests))
+            continue
         with EmulatorProcess() as emulator:
             before = emulator.stats()
             raw = run_child("outbound_raw", {**common, **delivery, "db": processed_db, "base_url": emulator.base_url},

@@ -66,8 +66,14 @@ def _side(run: dict, requests: dict) -> dict:
     }
 
 
-def outbound_round(pipeline: dict, pipeline_requests: dict, raw: dict, raw_requests: dict) -> dict:
-    p, r = _side(pipeline, pipeline_requests), _side(raw, raw_requests)
+def outbound_round(pipeline: dict, pipeline_requests: dict, raw: dict | None = None,
+                   raw_requests: dict | None = None) -> dict:
+    p = _side(pipeline, pipeline_requests)
+    if raw is None:  # --skip-raw
+        return {"pipeline": p, "raw": None, "ratio": None, "ratio_accounts": None, "ratio_events": None,
+                "same_payload_set": None, "payloads_equal": None,
+                "pipeline_detail": {k: pipeline[k] for k in ("setup", "accounts", "events", "client_stats")}}
+    r = _side(raw, raw_requests)
     return {
         "pipeline": p, "raw": r,
         # Same payloads on both sides, so the throughput ratio is the inverse ratio of the times.
@@ -89,6 +95,9 @@ def summarize_outbound(rounds: list[dict]) -> dict:
                    requests=rounds[0][name]["requests"], peak_rss_mb=max(r[name]["peak_rss_mb"] for r in rounds))
         return out
 
+    if any(r["raw"] is None for r in rounds):  # --skip-raw
+        return {"pipeline": side("pipeline"), "raw": None, "ratio": None, "ratios": [None] * len(rounds),
+                "ratio_accounts": None, "ratio_events": None, "same_payload_set": None, "payloads_equal": None}
     return {"pipeline": side("pipeline"), "raw": side("raw"), "ratio": med([r["ratio"] for r in rounds]),
             "ratios": [r["ratio"] for r in rounds], "ratio_accounts": med([r["ratio_accounts"] for r in rounds]),
             "ratio_events": med([r["ratio_events"] for r in rounds]),
@@ -156,8 +165,9 @@ def targets(result: dict, history: list[dict]) -> list[dict]:
                            "" if members >= 10_000_000 else "indicative below 10M"))
     if "outbound" in result:
         o = result["outbound"]["summary"]
-        out.append(_target("outbound: pipeline / raw httpx throughput", ">= 0.8", o["ratio"], o["ratio"] >= 0.8,
-                           f"{0.8 - o['ratio']:.2f} short ({o['ratio']} vs 0.8)"))
+        if o["ratio"] is not None:
+            out.append(_target("outbound: pipeline / raw httpx throughput", ">= 0.8", o["ratio"], o["ratio"] >= 0.8,
+                               f"{0.8 - o['ratio']:.2f} short ({o['ratio']} vs 0.8)"))
         peaks = {h["meta"]["members"]: h["outbound"]["summary"]["pipeline"]["peak_rss_mb"]
                  for h in history if "outbound" in h}
         peaks[members] = o["pipeline"]["peak_rss_mb"]
@@ -244,6 +254,8 @@ def tables(result: dict) -> list[tuple[str, list[str], list[list[str]]]]:
         rows = []
         for name, label in (("pipeline", "pipeline (deliver_accounts + deliver_events)"), ("raw", "raw httpx loop")):
             s = o[name]
+            if s is None:  # --skip-raw
+                continue
             req = s["requests"]
             client_busy = s["client_cpu_s"] / s["seconds"] if s["seconds"] else None
             rows.append([label, _fmt(s["seconds"], " s"), _fmt(s["records_per_s"]), _fmt(s["events_per_s"]),

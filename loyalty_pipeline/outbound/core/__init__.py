@@ -2,7 +2,7 @@
 (test_layout.py checks that it imports no destination).
 
     candidates.py  what to send: the destination's SQL (an `action` per row) counted, and streamed out
-                   of DuckDB in chunks of typed rows
+                   of DuckDB in chunks of typed rows, in slices of the members when it diffs them all
     sending.py     `Batches`: rows sent `size` per request, as many requests in flight as the pool has
                    workers; a batch the destination finds too large is halved, and so is the size
     outcomes.py    `Outcome` (one ledger row), `Subject` (what a row is keyed by), and the exceptions

@@ -13,13 +13,13 @@ import duckdb
 from pydantic import ValidationError
 
 from ..core.bootstrap import Bootstrap, Setup
-from ..core.candidates import count_actions, fetch, select, stream
+from ..core.candidates import bounded_memory, count_actions, first, select, stream
 from ..core.delivery import Delivery
 from ..core.outcomes import Outcome, Subject
 from ..core.sending import Batches
 from .bulk import bulk_outcomes
 from .client import ShopiMindClient, ShopiMindError
-from .delivery import DEFINITION, DeliverySettings, ledger_for, sql
+from .delivery import DEFINITION, DeliverySettings, ledger_for, member_slices, sql
 from .models import LoyaltyAccountRecord, contact_of, invalid_payload
 
 
@@ -91,12 +91,13 @@ def preview_accounts(con: duckdb.DuckDBPyConnection, day: dt.date, destination: 
                      settings: DeliverySettings | None = None) -> dict:
     """Dry run: what shopimind_accounts would do. Reads only."""
     settings = settings or DeliverySettings()
-    query, params = sql("shopimind_accounts"), _params(day, destination)
-    actions = {a: n for (a,), n in count_actions(con, query, params).items()}
-    statement = select(AccountRow, query, "action = 'send'", "customer_id") + " LIMIT $n"
-    built, refused = _build(fetch(con, AccountRow, statement, {**params, "n": settings.samples}))
-    return {"actions": actions, "samples": [b.record for b in built]
-            + [{"customer_id": o.key, "invalid": o.error} for o in refused]}
+    with bounded_memory(con, settings.memory_limit):
+        query, params, over = sql("shopimind_accounts"), _params(day, destination), member_slices(con, day, settings)
+        actions = {a: n for (a,), n in count_actions(con, query, params, over=over).items()}
+        statement = select(AccountRow, query, "action = 'send'", "customer_id")
+        built, refused = _build(first(con, AccountRow, statement, params, settings.samples, over))
+        return {"actions": actions, "samples": [b.record for b in built]
+                + [{"customer_id": o.key, "invalid": o.error} for o in refused]}
 
 
 def deliver_accounts(con: duckdb.DuckDBPyConnection, client: ShopiMindClient, day: dt.date, destination: str,
@@ -108,21 +109,22 @@ def deliver_accounts(con: duckdb.DuckDBPyConnection, client: ShopiMindClient, da
     and a batch refused because the definition is gone gets `setup(True)` and one retry. Without it,
     `id_definition` is used and such a refusal stops the run."""
     settings = settings or DeliverySettings()
-    ledger = ledger_for(con, destination, run_id)
-    boot = Bootstrap(setup, DEFINITION, "ShopiMind", id_definition)
-    query, params = sql("shopimind_accounts"), _params(day, destination)
-    actions = {a: n for (a,), n in count_actions(con, query, params).items()}
-    with settings.pool() as pool:
-        batches = Batches(pool, settings.batch_size)
-        delivery = Delivery(ledger, client.time_left, boot)  # not attempted: nothing written, selected again
-        chunks = stream(con, AccountRow, select(AccountRow, query, "action = 'send'", "customer_id"), params,
-                        settings.chunk_size * settings.batch_size)
-        delivery.send(chunks, lambda rows, id_definition: upsert(batches, client, id_definition, rows))
-    if delivery.stopped:
-        raise ShopiMindError(delivery.stopped)
-    final = Counter()
-    for (status, _), n in ledger.run_summary("account").items():
-        final[status] += n
-    return {"actions": actions, "final": dict(final), "not_attempted": delivery.not_attempted,
-            "batch_size": batches.size, "run_id": ledger.run_id, "definition_id": boot.target,
-            "setup_healed": boot.healed}
+    with bounded_memory(con, settings.memory_limit):
+        ledger = ledger_for(con, destination, run_id)
+        boot = Bootstrap(setup, DEFINITION, "ShopiMind", id_definition)
+        query, params, over = sql("shopimind_accounts"), _params(day, destination), member_slices(con, day, settings)
+        actions = {a: n for (a,), n in count_actions(con, query, params, over=over).items()}
+        with settings.pool() as pool:
+            batches = Batches(pool, settings.batch_size)
+            delivery = Delivery(ledger, client.time_left, boot)  # not attempted: nothing written, selected again
+            chunks = stream(con, AccountRow, select(AccountRow, query, "action = 'send'", "customer_id"), params,
+                            settings.chunk_size * settings.batch_size, over)
+            delivery.send(chunks, lambda rows, id_definition: upsert(batches, client, id_definition, rows))
+        if delivery.stopped:
+            raise ShopiMindError(delivery.stopped)
+        final = Counter()
+        for (status, _), n in ledger.run_summary("account").items():
+            final[status] += n
+        return {"actions": actions, "final": dict(final), "not_attempted": delivery.not_attempted,
+                "batch_size": batches.size, "run_id": ledger.run_id, "definition_id": boot.target,
+                "setup_healed": boot.healed}

@@ -41,16 +41,15 @@ from typing import NamedTuple
 
 import duckdb
 
-from ...warehouse.connection import bind
 from ..core.bootstrap import Bootstrap, Setup
-from ..core.candidates import select, stream
+from ..core.candidates import bounded_memory, count_actions, first, select, stream
 from ..core.delivery import Delivery
 from ..core.outcomes import Failed, Outcome, SetupGone, Subject, Unsent
 from ..core.sending import Batches
 from .accounts import AccountRow, upsert
 from .bulk import bulk_outcomes
 from .client import Result, ShopiMindClient, ShopiMindError
-from .delivery import DEFINITION, DeliverySettings, ledger_for, sql
+from .delivery import DEFINITION, DeliverySettings, ledger_for, member_slices, sql
 from .models import CUSTOMER_KEY_FIELD, RecordFilter, RecordListing, read_int, read_listing
 
 PAGE = 100  # members per lookup, and records per listing page (the API's largest page)
@@ -104,12 +103,12 @@ def _params(day: dt.date, destination: str, policy: LeavePolicy) -> dict:
     return {"day": day, "destination": destination, "on_leave": policy.on_leave, "grace_days": policy.grace_days}
 
 
-def _counts(con: duckdb.DuckDBPyConnection, query: str, params: dict) -> tuple[dict[str, int], dict[str, int]]:
+def _counts(con: duckdb.DuckDBPyConnection, query: str, params: dict, over: tuple
+            ) -> tuple[dict[str, int], dict[str, int]]:
     """(members per action, departures to act on per reason)."""
-    statement = f"SELECT action, reason, count(*) FROM ({query}) GROUP BY ALL"
     actions: Counter = Counter()
     reasons: Counter = Counter()
-    for action, reason, n in con.execute(statement, bind(statement, params)).fetchall():
+    for (action, reason), n in count_actions(con, query, params, "reason", over=over).items():
         actions[action] += n
         if action in _SEND:
             reasons[reason] += n
@@ -121,13 +120,14 @@ def preview_departures(con: duckdb.DuckDBPyConnection, day: dt.date, destination
     """Dry run: which members' records shopimind_accounts would delete. Reads only (record ids are
     looked up at ShopiMind when it is done for real)."""
     settings = settings or DeliverySettings()
-    query, params = sql("shopimind_departures"), _params(day, destination, policy)
-    actions, reasons = _counts(con, query, params)
-    statement = (f"SELECT customer_id, reason, action FROM ({query}) WHERE action IN ('delete', 'rekey') "
-                 "ORDER BY customer_id LIMIT $n")
-    sample = con.execute(statement, bind(statement, {**params, "n": settings.samples})).fetchall()
-    return {"actions": actions, "reasons": reasons,
-            "samples": [{"customer_id": c, "reason": r, "action": a} for c, r, a in sample]}
+    with bounded_memory(con, settings.memory_limit):
+        query, params = sql("shopimind_departures"), _params(day, destination, policy)
+        over = member_slices(con, day, settings)
+        actions, reasons = _counts(con, query, params, over)
+        statement = select(DepartureRow, query, f"action IN {_SEND}", "customer_id")
+        sample = first(con, DepartureRow, statement, params, settings.samples, over)
+        return {"actions": actions, "reasons": reasons,
+                "samples": [{"customer_id": r.customer_id, "reason": r.reason, "action": r.action} for r in sample]}
 
 
 # -- ShopiMind side: find the records, delete them ---------------------------------------------------
@@ -246,26 +246,28 @@ def deliver_departures(con: duckdb.DuckDBPyConnection, client: ShopiMindClient, 
     The definition id is `id_definition` when known, else `setup(False)` (called only if something is to
     be deleted); a request refused because the definition is gone gets `setup(True)` and one retry."""
     settings = settings or DeliverySettings()
-    ledger = ledger_for(con, destination, run_id)
-    boot = Bootstrap(setup, DEFINITION, "ShopiMind", id_definition)
-    query, params = sql("shopimind_departures"), _params(day, destination, policy)
-    actions, reasons = _counts(con, query, params)
-    final: Counter = Counter()
+    with bounded_memory(con, settings.memory_limit):
+        ledger = ledger_for(con, destination, run_id)
+        boot = Bootstrap(setup, DEFINITION, "ShopiMind", id_definition)
+        query, params = sql("shopimind_departures"), _params(day, destination, policy)
+        over = member_slices(con, day, settings)
+        actions, reasons = _counts(con, query, params, over)
+        final: Counter = Counter()
 
-    def tally(outcomes: list[Outcome]) -> None:
-        for o in outcomes:
-            if o.kind == "account_delete":
-                final["no_record" if o.note == NO_RECORD else o.status] += 1
-            elif o.status == "sent":
-                final["rekeyed"] += 1
+        def tally(outcomes: list[Outcome]) -> None:
+            for o in outcomes:
+                if o.kind == "account_delete":
+                    final["no_record" if o.note == NO_RECORD else o.status] += 1
+                elif o.status == "sent":
+                    final["rekeyed"] += 1
 
-    delivery = Delivery(ledger, client.time_left, boot)  # not attempted: nothing written, selected again
-    if actions.get("delete") or actions.get("rekey"):
-        with settings.pool() as pool:
-            chunks = stream(con, DepartureRow, select(DepartureRow, query, "action IN ('delete', 'rekey')",
-                                                      "customer_id"), params, settings.chunk_size)
-            delivery.send(chunks, _Departures(client, pool, settings), tally)
-    if delivery.stopped:
-        raise ShopiMindError(delivery.stopped)
-    return {"actions": actions, "reasons": reasons, "final": dict(final), "not_attempted": delivery.not_attempted,
-            "run_id": ledger.run_id, "setup_healed": boot.healed}
+        delivery = Delivery(ledger, client.time_left, boot)  # not attempted: nothing written, selected again
+        if actions.get("delete") or actions.get("rekey"):
+            with settings.pool() as pool:
+                chunks = stream(con, DepartureRow, select(DepartureRow, query, f"action IN {_SEND}", "customer_id"),
+                                params, settings.chunk_size, over)
+                delivery.send(chunks, _Departures(client, pool, settings), tally)
+        if delivery.stopped:
+            raise ShopiMindError(delivery.stopped)
+        return {"actions": actions, "reasons": reasons, "final": dict(final), "not_attempted": delivery.not_attempted,
+                "run_id": ledger.run_id, "setup_healed": boot.healed}

@@ -48,6 +48,9 @@ class ShopiMindResource(dg.ConfigurableResource):
     deadline_s: float = Field(default=3600.0, gt=0, description="total time one asset run may spend delivering")
     history_visibility_s: float = Field(default=5.0, ge=0, description="delay before an event is listed")
     resend_rounds: int = Field(default=3, ge=0, description="in-run reconcile/resend rounds for lost answers")
+    slice_members: int = Field(default=DeliverySettings.slice_members, ge=1,
+                               description="members per slice of the account and departure selections "
+                                           "(their memory follows it; one scan of the tables per slice)")
 
     @classmethod
     def from_env(cls, **overrides) -> ShopiMindResource:
@@ -73,7 +76,8 @@ class ShopiMindResource(dg.ConfigurableResource):
     def settings(self, program_carry_days: int) -> DeliverySettings:
         return DeliverySettings(batch_size=self.batch_size, concurrency=self.concurrency,
                                 history_visibility_s=self.history_visibility_s,
-                                resend_rounds=self.resend_rounds, carry_days=program_carry_days)
+                                resend_rounds=self.resend_rounds, carry_days=program_carry_days,
+                                slice_members=self.slice_members)
 
     def check(self) -> None:
         """Fail early and clearly on a missing or malformed key, or a key about to travel in clear text."""

@@ -14,7 +14,7 @@ import duckdb
 from pydantic import ValidationError
 
 from ..core.bootstrap import Bootstrap, Setup
-from ..core.candidates import count_actions, fetch, select, stream
+from ..core.candidates import bounded_memory, count_actions, fetch, select, stream
 from ..core.delivery import Delivery
 from ..core.outcomes import Outcome, Subject, Uncertain
 from ..core.sending import Batches
@@ -83,10 +83,11 @@ def preview_events(con: duckdb.DuckDBPyConnection, day: dt.date, destination: st
                    settings: DeliverySettings | None = None) -> dict:
     """Dry run: what shopimind_events would do. Reads only."""
     settings = settings or DeliverySettings()
-    query, params = sql("shopimind_events"), _params(day, destination, settings)
-    statement = select(EventRow, query, "action = 'send'", "snapshot_date, code_name, event_key") + " LIMIT $n"
-    sample = fetch(con, EventRow, statement, {**params, "n": settings.samples})
-    return {"actions": count_actions(con, query, params, "code_name"), "samples": [_preview(r) for r in sample]}
+    with bounded_memory(con, settings.memory_limit):
+        query, params = sql("shopimind_events"), _params(day, destination, settings)
+        statement = select(EventRow, query, "action = 'send'", "snapshot_date, code_name, event_key") + " LIMIT $n"
+        sample = fetch(con, EventRow, statement, {**params, "n": settings.samples})
+        return {"actions": count_actions(con, query, params, "code_name"), "samples": [_preview(r) for r in sample]}
 
 
 def _preview(row: EventRow) -> dict[str, Any]:
@@ -105,46 +106,47 @@ def deliver_events(con: duckdb.DuckDBPyConnection, client: ShopiMindClient, day:
     sent), and `setup(True)` once if ShopiMind answers that an event type is not found: the refused
     events are then retried once. Without it, such a refusal stops the run."""
     settings = settings or DeliverySettings()
-    ledger = ledger_for(con, destination, run_id)
-    boot = Bootstrap(setup, "the event type", "ShopiMind")
-    reconciled = Counter(reconcile(con, client, ledger, settings))  # crash leftovers first
-    query, params = sql("shopimind_events"), _params(day, destination, settings)
-    actions = count_actions(con, query, params, "code_name")
+    with bounded_memory(con, settings.memory_limit):
+        ledger = ledger_for(con, destination, run_id)
+        boot = Bootstrap(setup, "the event type", "ShopiMind")
+        reconciled = Counter(reconcile(con, client, ledger, settings))  # crash leftovers first
+        query, params = sql("shopimind_events"), _params(day, destination, settings)
+        actions = count_actions(con, query, params, "code_name")
 
-    # Recorded once, never sent: stale events, and members ShopiMind cannot be addressed for (the trigger's
-    # contact takes an email, a phone or its own numeric id; the exports carry only the email).
-    for status, recorded, details in (
-            ("suppressed_stale", "already_suppressed", {"note": "older than max_event_age_days when derived"}),
-            ("unaddressable", "already_unaddressable", {"error": "no email or phone to address the contact by"})):
-        where = f"action = '{status}' AND NOT {recorded}"
-        for rows in stream(con, EventRow, select(EventRow, query, where), params, RECORDED):
-            ledger.record([r.subject.outcome(status, **details) for r in rows])
+        # Recorded once, never sent: stale events, and members ShopiMind cannot be addressed for (the trigger's
+        # contact takes an email, a phone or its own numeric id; the exports carry only the email).
+        for status, recorded, details in (
+                ("suppressed_stale", "already_suppressed", {"note": "older than max_event_age_days when derived"}),
+                ("unaddressable", "already_unaddressable", {"error": "no email or phone to address the contact by"})):
+            where = f"action = '{status}' AND NOT {recorded}"
+            for rows in stream(con, EventRow, select(EventRow, query, where), params, RECORDED):
+                ledger.record([r.subject.outcome(status, **details) for r in rows])
 
-    uncertain: list[str] = []
-    with settings.pool() as pool:
-        batches = Batches(pool, attempt_inc=0)  # marking in flight counts the attempt
-        # Not attempted (deadline, a stop): recorded failed, so that this day's next run, or the next day's
-        # within carry_days, retries them.
-        delivery = Delivery(ledger, client.time_left, boot, in_flight=True, record_unattempted=True)
+        uncertain: list[str] = []
+        with settings.pool() as pool:
+            batches = Batches(pool, attempt_inc=0)  # marking in flight counts the attempt
+            # Not attempted (deadline, a stop): recorded failed, so that this day's next run, or the next day's
+            # within carry_days, retries them.
+            delivery = Delivery(ledger, client.time_left, boot, in_flight=True, record_unattempted=True)
 
-        def send(rows: list[EventRow], _target: Any) -> list[Outcome]:
-            return batches.send(rows, lambda batch: [trigger(client, batch[0])])
+            def send(rows: list[EventRow], _target: Any) -> list[Outcome]:
+                return batches.send(rows, lambda batch: [trigger(client, batch[0])])
 
-        def watch(outcomes: list[Outcome]) -> None:
-            uncertain.extend(o.key for o in outcomes if o.status == "uncertain")
+            def watch(outcomes: list[Outcome]) -> None:
+                uncertain.extend(o.key for o in outcomes if o.status == "uncertain")
 
-        select_send = select(EventRow, query, "action = 'send'", "snapshot_date, code_name, event_key")
-        delivery.send(stream(con, EventRow, select_send, params, settings.chunk_size), send, watch)
-        # Lost answers during this run: look them up, resend those ShopiMind never recorded.
-        for _ in range(settings.resend_rounds):
-            if not uncertain or delivery.stopped or client.time_left() <= 0:
-                break
-            reconciled.update(reconcile(con, client, ledger, settings, uncertain))
-            resend = stream(con, EventRow, _RESEND, {"destination": destination, "keys": list(uncertain)},
-                            settings.chunk_size)
-            uncertain.clear()
-            delivery.send(resend, send, watch)
-    if delivery.stopped:
-        raise ShopiMindError(delivery.stopped)
-    return {"actions": actions, "final": ledger.run_summary("event"), "reconciled": dict(reconciled),
-            "not_attempted": delivery.not_attempted, "run_id": ledger.run_id, "setup_healed": boot.healed}
+            select_send = select(EventRow, query, "action = 'send'", "snapshot_date, code_name, event_key")
+            delivery.send(stream(con, EventRow, select_send, params, settings.chunk_size), send, watch)
+            # Lost answers during this run: look them up, resend those ShopiMind never recorded.
+            for _ in range(settings.resend_rounds):
+                if not uncertain or delivery.stopped or client.time_left() <= 0:
+                    break
+                reconciled.update(reconcile(con, client, ledger, settings, uncertain))
+                resend = stream(con, EventRow, _RESEND, {"destination": destination, "keys": list(uncertain)},
+                                settings.chunk_size)
+                uncertain.clear()
+                delivery.send(resend, send, watch)
+        if delivery.stopped:
+            raise ShopiMindError(delivery.stopped)
+        return {"actions": actions, "final": ledger.run_summary("event"), "reconciled": dict(reconciled),
+                "not_attempted": delivery.not_attempted, "run_id": ledger.run_id, "setup_healed": boot.healed}

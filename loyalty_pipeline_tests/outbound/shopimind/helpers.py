@@ -13,7 +13,10 @@ from loyalty_pipeline.outbound.shopimind.resources import KEY_ENV, ShopiMindReso
 from loyalty_pipeline_tests.harness import Pipeline, failure_messages
 
 # Fast, patient settings for tests: tiny backoffs, no wait for histories (the emulator lists at once).
-FAST = {"backoff_base_s": 0.01, "backoff_max_s": 0.05, "history_visibility_s": 0.0, "deadline_s": 120.0}
+# slice_members: every scenario selects its accounts and departures in slices of 2 members (a handful of
+# slices), so a selection that loses, repeats or reorders a member between slices fails them.
+FAST = {"backoff_base_s": 0.01, "backoff_max_s": 0.05, "history_visibility_s": 0.0, "deadline_s": 120.0,
+        "slice_members": 2}
 TRIGGER_ROUTE = "POST /v1/events/trigger/{code_name}"
 RECORDS_ROUTE = "POST /v1/custom-data-records/{id}"
 

@@ -1,4 +1,5 @@
--- Enrolled members of $day and what shopimind_accounts does with each at $destination:
+-- Enrolled members of $day in the slice [$lo, $hi) of customer_id (core/candidates.py; NULL: open), and
+-- what shopimind_accounts does with each at $destination:
 --   unchanged          the mapped values equal the last acknowledged push, and no push since is unsettled
 --   suppressed_stale   $day is not the newest snapshot (or older than what was pushed): never regress
 --   rejected_unchanged the same values were rejected before: not retried blindly (docs/shopimind.md: replaying problems)
@@ -11,7 +12,7 @@ WITH members AS (
            md5(to_json({b: points_balance, t: coalesce(tier, ''), s: tier_since, d: next_expiry_date,
                         a: next_expiry_amount})::VARCHAR) AS payload_hash
     FROM snapshots
-    WHERE snapshot_date = $day AND enrolled
+    WHERE snapshot_date = $day AND enrolled AND ($lo IS NULL OR customer_id >= $lo) AND ($hi IS NULL OR customer_id < $hi)
 )
 SELECT m.*,
        CASE
@@ -27,5 +28,9 @@ SELECT m.*,
            ELSE 'send'
        END AS action
 FROM members m
-LEFT JOIN account_sync_state a ON a.destination = $destination AND a.customer_id = m.customer_id
-LEFT JOIN delivery_state d ON d.destination = $destination AND d.kind = 'account' AND d.key = m.customer_id
+LEFT JOIN (SELECT * FROM account_sync_state
+           WHERE destination = $destination AND ($lo IS NULL OR customer_id >= $lo) AND ($hi IS NULL OR customer_id < $hi)
+) a ON a.customer_id = m.customer_id
+LEFT JOIN (SELECT * FROM delivery_state
+           WHERE destination = $destination AND kind = 'account' AND ($lo IS NULL OR key >= $lo) AND ($hi IS NULL OR key < $hi)
+) d ON d.key = m.customer_id
