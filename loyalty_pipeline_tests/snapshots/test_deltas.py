@@ -66,3 +66,27 @@ def test_deltas_of_a_day_never_ingested_are_skipped_not_failed(pipeline: Pipelin
     assert result.success
     assert result.get_asset_materialization_events() == []
     assert pipeline.query("SELECT count(*) FROM account_deltas WHERE snapshot_date = '2026-03-02'") == [(0,)]
+
+
+# Each value a delta compares (macros.sql, delta_values), changed alone on day 2: deltas narrow the members
+# they compare by a hash of these values first, so one that does not reach the hash would be missed.
+ONE_CHANGE = {
+    "email": "moved@example.com", "enrolled": "false", "points_balance": 101, "lifetime_points": 150,
+    "tier": "Silver", "tier_since": "2026-02-01", "member_since": "2025-07-01",
+    "next_expiry_date": "2026-06-30", "next_expiry_amount": "50",
+}
+
+
+def test_a_change_to_any_compared_value_alone_is_a_delta(pipeline: Pipeline):
+    before = [account(f"C_{field}") for field in ONE_CHANGE] + [
+        account("SAME"), account("SWAPPED", tier_since="2026-01-01", member_since="2025-06-01"),
+        account("CLEARED", next_expiry_date="2026-06-30", next_expiry_amount="50")]
+    after = [account(f"C_{field}", **{field: value}) for field, value in ONE_CHANGE.items()] + [
+        account("SAME"), account("SWAPPED", tier_since="2025-06-01", member_since="2026-01-01"),
+        account("CLEARED")]  # a value becoming NULL
+    pipeline.write_accounts("2026-03-01", before)
+    pipeline.write_accounts("2026-03-02", after)
+    pipeline.run_steps("2026-03-01", today="2026-03-01")
+    pipeline.run_steps("2026-03-02", today="2026-03-02")
+    changed = {k for k, v in deltas(pipeline, "2026-03-02").items() if v[2] == "changed"}
+    assert changed == {f"C_{field}" for field in ONE_CHANGE} | {"SWAPPED", "CLEARED"}

@@ -50,3 +50,8 @@ CREATE OR REPLACE TEMP MACRO rejected_members(day) AS TABLE
     WHERE q.snapshot_date = day AND q.kind = 'accounts' AND norm_text(q.customer_id) IS NOT NULL
       AND NOT EXISTS (SELECT 1 FROM snapshots s WHERE s.snapshot_date = day
                         AND s.customer_id = norm_text(q.customer_id));
+-- What a delta compares (snapshots/sql/deltas.sql): a member whose values all equal the previous
+-- snapshot's has no delta. `s`: a snapshots row.
+CREATE OR REPLACE TEMP MACRO delta_values(s) AS
+    (s.email, s.enrolled, s.points_balance, s.lifetime_points, s.tier, s.tier_since, s.member_since,
+     s.next_expiry_date, s.next_expiry_amount);
