@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import warnings
 from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import dagster as dg
 
@@ -22,6 +23,7 @@ from .settings import program_path
 from .warehouse.connection import WAREHOUSE_POOL
 
 LOCATION_PROGRAM = load_program(program_path())
+T = TypeVar("T")
 
 daily_partitions = dg.DailyPartitionsDefinition(
     start_date=LOCATION_PROGRAM.partitions_start.isoformat(), timezone=LOCATION_PROGRAM.timezone
@@ -38,19 +40,7 @@ def day_check(*, asset: dg.AssetsDefinition, description: str
     (in its pool, like the assets)."""
     decorate = dg.asset_check(asset=asset, blocking=True, partitions_def=daily_partitions, pool=WAREHOUSE_POOL,
                               description=description)
-
-    def apply(fn: Callable[..., dg.AssetCheckResult]) -> dg.AssetChecksDefinition:
-        with warnings.catch_warnings():
-            # A partitions_def on a check is a Preview API in Dagster 1.13. Without it the check still
-            # runs in the day's run, but its result is recorded for no day: the UI would show the last
-            # run's verdict on the asset, and a failed day would look fixed once a later day passes.
-            # Safe to silence here: pyproject keeps Dagster on 1.13, and the checks' tests run real
-            # partitioned runs (results per day, a failed check stopping downstream), so a breaking
-            # change in a patch release fails the suite rather than the daily run.
-            warnings.simplefilter("ignore", dg.PreviewWarning)
-            return decorate(fn)
-
-    return apply
+    return lambda fn: _partitioned_check(lambda: decorate(fn))
 
 
 def day_checks(*, asset: dg.AssetsDefinition, descriptions: dict[str, str]
@@ -60,15 +50,21 @@ def day_checks(*, asset: dg.AssetsDefinition, descriptions: dict[str, str]
     the UI), one warehouse connection for all of them. The function yields an AssetCheckResult with
     `check_name` for each check of `context.selected_asset_check_keys` (a re-run of one check alone
     runs the step for it only)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", dg.PreviewWarning)  # partitions_def on a check: see day_check
-        specs = [dg.AssetCheckSpec(name, asset=asset, blocking=True, partitions_def=daily_partitions,
-                                   description=description) for name, description in descriptions.items()]
+    specs = _partitioned_check(lambda: [
+        dg.AssetCheckSpec(name, asset=asset, blocking=True, partitions_def=daily_partitions, description=description)
+        for name, description in descriptions.items()])
     decorate = dg.multi_asset_check(specs=specs, can_subset=True, pool=WAREHOUSE_POOL)
+    return lambda fn: _partitioned_check(lambda: decorate(fn))
 
-    def apply(fn: Callable[..., Iterator[dg.AssetCheckResult]]) -> dg.AssetChecksDefinition:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", dg.PreviewWarning)
-            return decorate(fn)
 
-    return apply
+def _partitioned_check(build: Callable[[], T]) -> T:
+    """`build()`, which gives a check a partitions_def: a Preview API in Dagster 1.13, its warning silenced.
+
+    Without it the check still runs in the day's run, but its result is recorded for no day: the UI
+    would show the last run's verdict on the asset, and a failed day would look fixed once a later day
+    passes. Safe to silence here: pyproject keeps Dagster on 1.13, and the checks' tests run real
+    partitioned runs (results per day, a failed check stopping downstream), so a breaking change in a
+    patch release fails the suite rather than the daily run."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return build()
