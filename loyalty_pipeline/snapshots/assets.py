@@ -18,7 +18,7 @@ from ..ingest.files import ExportError
 from ..partitions import daily_partitions, day_checks, partition_day
 from ..program import Operations, ProgramResource
 from ..run_tags import CONFIRM_TAG, HOW_TO_CONFIRM, rebuild_requested, volume_confirmed
-from ..warehouse.connection import WAREHOUSE_POOL
+from ..warehouse.connection import WAREHOUSE_POOL, latest_earlier_day
 from ..warehouse.metadata import counts, query_table, rows_table
 from ..warehouse.resources import WarehouseResource
 from .steps import build_deltas, build_snapshot, snapshot_figures
@@ -85,8 +85,7 @@ def loyalty_snapshot_checks(context: dg.AssetCheckExecutionContext, program: Pro
         figures = snapshot_figures(con, day)
         previous_day = previous = None
         if "member_count_within_band" in selected:
-            previous_day = con.execute("SELECT max(snapshot_date) FROM snapshots WHERE snapshot_date < $day",
-                                       {"day": day}).fetchone()[0]
+            previous_day = latest_earlier_day(con, "snapshots", day)
             previous = snapshot_figures(con, previous_day)["members"] if previous_day else 0
     confirmed = volume_confirmed(context)
     judged = {

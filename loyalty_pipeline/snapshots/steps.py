@@ -16,7 +16,15 @@ from ..ingest.files import ExportError
 from ..ingest.platforms import adapter
 from ..program import Program
 from ..warehouse import fingerprints
-from ..warehouse.connection import count_day, install_macros, prepare, replace_day, sql_files, transaction
+from ..warehouse.connection import (
+    count_day,
+    install_macros,
+    latest_earlier_day,
+    prepare,
+    replace_day,
+    sql_files,
+    transaction,
+)
 
 sql = sql_files(__package__)
 
@@ -124,9 +132,8 @@ def build_deltas(con: duckdb.DuckDBPyConnection, day: dt.date, force: bool = Fal
     """Compare the day's snapshot with the latest earlier one."""
     if count_day(con, "snapshots", day) + count_day(con, "quarantine", day) == 0:
         raise ExportError(f"no snapshot for {day}: materialize loyalty_snapshot for that day first")
-    previous, gap = con.execute(
-        "SELECT max(snapshot_date), date_diff('day', max(snapshot_date), $day) FROM snapshots "
-        "WHERE snapshot_date < $day", {"day": day}).fetchone()
+    previous = latest_earlier_day(con, "snapshots", day)
+    gap = (day - previous).days if previous else None
     # A member rejected on the previous day is compared with their last valid row before it (deltas.sql):
     # then the days before the previous one are read too.
     rejected_on_previous = previous is not None and con.execute(

@@ -122,13 +122,17 @@ def count_day(con: duckdb.DuckDBPyConnection, table: str, day: dt.date) -> int:
     return con.execute(f"SELECT count(*) FROM {table} WHERE snapshot_date = $day", {"day": day}).fetchone()[0]
 
 
+def latest_earlier_day(con: duckdb.DuckDBPyConnection, table: str, day: dt.date) -> dt.date | None:
+    """The latest day before `day` that `table` has rows of (None: none). For snapshots, the day a day is
+    compared with, however far back (DESIGN invariant 4)."""
+    return con.execute(f"SELECT max(snapshot_date) FROM {table} WHERE snapshot_date < $day", {"day": day}).fetchone()[0]
+
+
 def count_day_and_previous(con: duckdb.DuckDBPyConnection, table: str, day: dt.date
                            ) -> tuple[int, dt.date | None, int]:
     """`table`'s rows of `day`, the latest earlier day it has rows of (None: none), and that day's rows."""
-    return con.execute(
-        f"WITH prev AS (SELECT max(snapshot_date) AS d FROM {table} WHERE snapshot_date < $day) "
-        f"SELECT (SELECT count(*) FROM {table} WHERE snapshot_date = $day), prev.d, "
-        f"(SELECT count(*) FROM {table} t WHERE t.snapshot_date = prev.d) FROM prev", {"day": day}).fetchone()
+    previous = latest_earlier_day(con, table, day)
+    return count_day(con, table, day), previous, count_day(con, table, previous) if previous else 0
 
 
 def install_macros(con: duckdb.DuckDBPyConnection) -> None:
