@@ -35,20 +35,13 @@ def catalog_path(warehouse: Path) -> Path:
     return Path(warehouse).parent / CATALOG_NAME
 
 
-def publish_day(con: duckdb.DuckDBPyConnection, warehouse: Path, table: str, day: dt.date,
-                built_at: float | None = None) -> Path:
-    """Write `table`'s rows of `day` to its Parquet file (replacing it atomically), then make sure the
-    catalog has its view. A file written after `built_at` (epoch seconds: when the day's rows were
-    built) already holds them and is left alone, so re-running an unchanged day does not churn the
-    analysts' files."""
-    return publish_days(con, warehouse, [table], day, built_at)[0]
-
-
 def publish_days(con: duckdb.DuckDBPyConnection, warehouse: Path, tables: list[str], day: dt.date,
                  built_at: float | None = None) -> list[Path]:
-    """publish_day for each of `tables`, the catalog looked at once when all are written (a step
-    publishing three tables opened it three times, and rebuilt it up to three times). A table
-    published for the first time has no view yet: the catalog is rebuilt without opening it to see."""
+    """Write each table's rows of `day` to its Parquet file (replacing it atomically), then make sure the
+    catalog has their views, looking at it once for all of them. A file written after `built_at` (epoch
+    seconds: when the day's rows were built) already holds them and is left alone, so re-running an
+    unchanged day does not churn the analysts' files. A table published for the first time has no view
+    yet: the catalog is rebuilt without opening it to see."""
     first = set(tables) - set(_published(warehouse))
     written = [_write_day(con, warehouse, table, day, built_at) for table in tables]
     if first:

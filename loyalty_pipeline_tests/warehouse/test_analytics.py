@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from loyalty_pipeline.warehouse.analytics import catalog_path, publish_day
+from loyalty_pipeline.warehouse.analytics import catalog_path, publish_days
 from loyalty_pipeline_tests.harness import Pipeline, account
 
 ANALYST = textwrap.dedent("""
@@ -71,7 +71,7 @@ def test_a_killed_read_write_analyst_session_cannot_break_the_catalog(tmp_path: 
     warehouse = tmp_path / "loyalty.duckdb"
     con = duckdb.connect(str(warehouse))
     con.execute("CREATE TABLE snapshots AS SELECT DATE '2026-04-01' AS snapshot_date, 'C1' AS customer_id")
-    publish_day(con, warehouse, "snapshots", dt.date(2026, 4, 1))
+    publish_days(con, warehouse, ["snapshots"], dt.date(2026, 4, 1))
     catalog = catalog_path(warehouse)
 
     analyst = subprocess.Popen([sys.executable, "-c", KILLED_ANALYST, str(catalog)], stdout=subprocess.PIPE, text=True)
@@ -86,7 +86,7 @@ def test_a_killed_read_write_analyst_session_cannot_break_the_catalog(tmp_path: 
         (tmp_path / leftover).write_bytes(b"\0" * 4096)
 
     con.execute("INSERT INTO snapshots VALUES (DATE '2026-04-02', 'C1'), (DATE '2026-04-02', 'C2')")
-    publish_day(con, warehouse, "snapshots", dt.date(2026, 4, 2))
+    publish_days(con, warehouse, ["snapshots"], dt.date(2026, 4, 2))
     con.close()
 
     reader = duckdb.connect(str(catalog), read_only=True)
@@ -133,13 +133,13 @@ def test_the_catalog_is_rebuilt_only_when_its_views_change(tmp_path: Path):
     con.execute("CREATE TABLE snapshots AS SELECT DATE '2026-04-01' AS snapshot_date, 'C1' AS customer_id")
     con.execute("CREATE TABLE quarantine AS SELECT DATE '2026-04-01' AS snapshot_date, 'missing_id' AS reason")
     catalog = catalog_path(warehouse)
-    publish_day(con, warehouse, "snapshots", dt.date(2026, 4, 1))
+    publish_days(con, warehouse, ["snapshots"], dt.date(2026, 4, 1))
     first = catalog.stat().st_ino
 
     con.execute("INSERT INTO snapshots VALUES (DATE '2026-04-02', 'C1')")
-    publish_day(con, warehouse, "snapshots", dt.date(2026, 4, 2))
+    publish_days(con, warehouse, ["snapshots"], dt.date(2026, 4, 2))
     assert catalog.stat().st_ino == first
-    publish_day(con, warehouse, "quarantine", dt.date(2026, 4, 1))
+    publish_days(con, warehouse, ["quarantine"], dt.date(2026, 4, 1))
     assert catalog.stat().st_ino != first
     con.close()
 
